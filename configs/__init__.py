@@ -1,0 +1,1 @@
+"""Configurations: default.py carries every option; the others import it and override."""

@@ -1,0 +1,1 @@
+"""Landmark evaluation: dump landmarks, regress joints, map to pixels, score, and draw."""

