@@ -1,0 +1,43 @@
+"""VGG feature taps for the perceptual loss: relu1_2, relu2_2, relu3_2 and relu4_2.
+
+Both ImageNet layouts are supported up to conv4_2: VGG19 (the original's; four convolutions in block 3) and
+VGG16 (three). Images go in as they are, in [-1, 1], as the original feeds them.
+"""
+
+import flax.linen as nn
+import jax
+
+from landmarks_jax.model import layers
+
+# Convolutions per block up to conv4_2, and their widths.
+BLOCKS = {'vgg19': (2, 2, 4, 2), 'vgg16': (2, 2, 3, 2)}
+WIDTHS = (64, 128, 256, 512)
+TAPS = ('relu1_2', 'relu2_2', 'relu3_2', 'relu4_2')
+
+
+def conv_names(layout: str) -> list[str]:
+  """Names of the convolutions computed, in order: conv1_1, conv1_2, conv2_1, ..."""
+  return [f'conv{b + 1}_{i + 1}' for b, n in enumerate(BLOCKS[layout]) for i in range(n)]
+
+
+def _max_pool(x: jax.Array) -> jax.Array:
+  return nn.max_pool(x, (2, 2), strides=(2, 2))
+
+
+class VGGFeatures(nn.Module):
+  """(B, H, W, 3) -> [relu1_2, relu2_2, relu3_2, relu4_2] feature maps."""
+  layout: str = 'vgg16'
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> list[jax.Array]:
+    if self.layout not in BLOCKS:
+      raise ValueError(f'Unknown VGG layout {self.layout!r}; use one of {sorted(BLOCKS)}.')
+    taps = []
+    for block, (count, width) in enumerate(zip(BLOCKS[self.layout], WIDTHS)):
+      if block:
+        x = _max_pool(x)
+      for i in range(count):
+        x = nn.relu(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=f'conv{block + 1}_{i + 1}')(x))
+        if i == 1:
+          taps.append(x)
+    return taps

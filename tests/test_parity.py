@@ -1,0 +1,160 @@
+"""Output-for-output parity with the PyTorch original on fixed weights and inputs.
+
+The reference file (default: ../shared/reference/torch_original_fgbg_img64.npz, or $LANDMARKS_JAX_REFERENCE)
+holds the original's outputs for weights regenerated here by the rule in its README. Every output must agree
+within max|ours - ref| / max|ref| <= 1e-4.
+"""
+
+import ast
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from landmarks_jax import torch_import
+from landmarks_jax.configs import default
+from landmarks_jax.model import losses
+from landmarks_jax.model.discriminator import MultiscaleDiscriminator
+from landmarks_jax.model.landmark_model import model_from_config
+from landmarks_jax.model.vgg import VGGFeatures
+
+TOLERANCE = 1e-4
+DEFAULT_REFERENCE = (pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'reference' /
+                     'torch_original_fgbg_img64.npz')
+REFERENCE = pathlib.Path(os.environ.get('LANDMARKS_JAX_REFERENCE', DEFAULT_REFERENCE))
+
+pytestmark = pytest.mark.skipif(not REFERENCE.exists(), reason=f'no reference file at {REFERENCE}')
+
+
+def regenerate_weights(keys, shapes, seed):
+  """The reference README's rule: walk the sorted keys with one generator, drawing float64, cast to float32."""
+  rng = np.random.default_rng(int(seed))
+  weights = {}
+  for key, shape_text in zip(keys, shapes):
+    shape = tuple(int(s) for s in str(shape_text).split(',')) if str(shape_text) else ()
+    if key.endswith('weight_u') or key.endswith('weight_v'):
+      x = rng.standard_normal(shape)
+      x /= np.linalg.norm(x)
+    elif key.endswith('bias'):
+      x = rng.uniform(-0.1, 0.1, shape)
+    else:
+      x = rng.standard_normal(shape) * np.sqrt(1.0 / np.prod(shape[1:]))
+    weights[str(key)] = x.astype(np.float32)
+  return weights
+
+
+def split_prefix(weights, prefix):
+  return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def nchw(x):
+  return np.transpose(np.asarray(x), (0, 3, 1, 2))
+
+
+def output_value(outputs, key):
+  """Our output for a reference key such as 'out/input_a_gauss_params/2', in the reference's layout."""
+  parts = key.split('/')[1:]
+  value = outputs[parts[0]]
+  if len(parts) > 1:
+    value = value[int(parts[1])]
+  is_covariance = parts[0] == 'vis_cov' or (parts[0].endswith('gauss_params') and parts[-1] == '2')
+  return np.asarray(value) if np.ndim(value) != 4 or is_covariance else nchw(value)
+
+
+@pytest.fixture(scope='module')
+def reference():
+  data = np.load(REFERENCE, allow_pickle=False)
+  return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope='module')
+def weights(reference):
+  return regenerate_weights(reference['state_keys'], reference['state_shapes'], reference['seed'])
+
+
+@pytest.fixture(scope='module')
+def model_outputs(reference, weights):
+  config = default.get_config()
+  for name, value in ast.literal_eval(str(reference['config'])).items():
+    config[name] = value
+  model = model_from_config(config)
+  a = jnp.asarray(np.transpose(reference['input_a'], (0, 2, 3, 1)))
+  b = jnp.asarray(np.transpose(reference['input_b'], (0, 2, 3, 1)))
+  template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), a, b))
+  variables = torch_import.model_variables_from_torch(split_prefix(weights, 'model/'), template)
+  full = jax.jit(lambda v: model.apply(v, a, b))(variables)
+  encode_only = jax.jit(lambda v: model.apply(v, a))(variables)
+  return full, encode_only
+
+
+def assert_close(ours, ref, name):
+  ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+  ours = np.broadcast_to(ours, ref.shape) if ours.size < ref.size else ours
+  ref = np.broadcast_to(ref, ours.shape)
+  assert ours.shape == ref.shape, (name, ours.shape, ref.shape)
+  error = np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-30)
+  assert error <= TOLERANCE, f'{name}: relative max error {error:.2e}'
+
+
+def test_full_forward(reference, model_outputs):
+  full, _ = model_outputs
+  expected = [k for k in reference if k.startswith('out/')]
+  assert expected, 'the reference holds no full-forward outputs'
+  for key in expected:
+    assert_close(output_value(full, key), reference[key], key)
+
+
+def test_encode_only(reference, model_outputs):
+  _, encoded = model_outputs
+  for key in [k for k in reference if k.startswith('encode_only/')]:
+    assert_close(output_value(encoded, key), reference[key], key)
+
+
+def discriminator_and_variables(weights, image):
+  state = split_prefix(weights, 'discriminator/')
+  num_scales = len({k.split('.')[0] for k in state})
+  first = state['layer0.0.weight']
+  n_layers = len({k.split('.')[1] for k in state if k.startswith('layer0.')}) - 2
+  disc = MultiscaleDiscriminator(first.shape[0], n_layers, num_scales)
+  template = jax.eval_shape(lambda: disc.init(jax.random.PRNGKey(0), image))
+  return disc, torch_import.discriminator_variables_from_torch(state, template)
+
+
+def test_discriminator_and_gan_losses(reference, weights):
+  image = jnp.asarray(np.transpose(reference['out/reconstruction'], (0, 2, 3, 1)))
+  disc, variables = discriminator_and_variables(weights, image)
+  logits = disc.apply(variables, image)
+  for scale, value in enumerate(logits):
+    assert_close(nchw(value), reference[f'out_discriminator/{scale}/0'], f'discriminator scale {scale}')
+  for lsgan in (1, 0):
+    for real in ('real', 'fake'):
+      ours = losses.gan_loss(logits, real == 'real', lsgan=bool(lsgan))
+      assert_close(ours, reference[f'loss/gan_lsgan_{lsgan}_{real}'], f'gan lsgan={lsgan} {real}')
+
+
+def vgg19_and_variables(weights, image):
+  net = VGGFeatures('vgg19')
+  template = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), image))
+  return net, torch_import.vgg_variables_from_torch(split_prefix(weights, 'vgg19/'), template, 'vgg19')
+
+
+def test_vgg_taps(reference, weights):
+  image = jnp.asarray(np.transpose(reference['input_a'], (0, 2, 3, 1)))
+  net, variables = vgg19_and_variables(weights, image)
+  taps = net.apply(variables, image)
+  for index, value in zip((3, 8, 13, 22), taps):
+    assert_close(nchw(value), reference[f'vgg_features_{index}'], f'vgg tap {index}')
+
+
+def test_perceptual_losses(reference, weights):
+  prediction = jnp.asarray(np.transpose(reference['loss_recon'], (0, 2, 3, 1)))
+  target = jnp.asarray(np.transpose(reference['loss_target'], (0, 2, 3, 1)))
+  assert np.any(np.asarray(target) == 0), 'the reference target should exercise the zero mask'
+  net, variables = vgg19_and_variables(weights, target)
+  features = lambda x: net.apply(variables, x)
+  for reduced in (0, 1):
+    ours = losses.perceptual_loss(features, prediction, target, reduced_weights=bool(reduced))
+    assert_close(ours, reference[f'loss/vgg_reduced_w_{reduced}'], f'perceptual reduced_w={reduced}')
