@@ -9,9 +9,10 @@ import jax
 import jax.numpy as jnp
 
 INSTANCE_NORM_EPS = 1e-5
+BIAS_INIT_VALUE = 0.1
 
 xavier_uniform = nn.initializers.xavier_uniform()
-bias_init = nn.initializers.constant(0.1)
+bias_init = nn.initializers.constant(BIAS_INIT_VALUE)
 
 
 def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias: bool = True,

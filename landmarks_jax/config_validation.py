@@ -1,0 +1,81 @@
+"""Checks a configuration before anything is built, with messages that say how to fix each value."""
+
+import ml_collections
+
+DATASETS = ('bbc_pose', 'humanoid_mocap')
+DATASET_VARIANTS = ('full', 'tiny')
+VGG_LAYOUTS = ('vgg16', 'vgg19')
+
+
+class ConfigError(ValueError):
+  """A configuration value that cannot work."""
+
+
+def _widths(config, name, count):
+  values = tuple(config[name])
+  if len(values) != count or any(int(v) < 1 for v in values):
+    raise ConfigError(f'config.{name} must be {count} positive widths, got {values}.')
+
+
+def validate_model_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the options that shape the networks."""
+  if not isinstance(config.img_size, int) or config.img_size <= 0 or config.img_size % 16:
+    raise ConfigError(f'config.img_size must be a positive multiple of 16 (the generator starts at 1/16 of '
+                      f'the image), got {config.img_size!r}; try 64 or 128.')
+  if config.n_landmarks < 1:
+    raise ConfigError(f'config.n_landmarks must be at least 1, got {config.n_landmarks}.')
+  for name in ('n_filters', 'ngc', 'ndf', 'num_D', 'n_layers_D', 'appearance_decoder_width', 'spade_hidden',
+               'low_res_mask_width'):
+    if config[name] < 1:
+      raise ConfigError(f'config.{name} must be at least 1, got {config[name]}.')
+  if config.ngc < 2:
+    raise ConfigError(f'config.ngc must be at least 2 (the last generator block has ngc // 2 channels), '
+                      f'got {config.ngc}.')
+  for name in ('nsf', 'naf', 'background_filters', 'mask_filters'):
+    if config[name] < 0:
+      raise ConfigError(f'config.{name} must be >= 0 (0 means twice the input channels), got {config[name]}.')
+  _widths(config, 'shape_decoder_widths', 3)
+  _widths(config, 'background_decoder_widths', 3)
+  _widths(config, 'mask_decoder_widths', 3)
+  if config.use_identity_covariance and config.fixed_covar <= 0:
+    raise ConfigError(f'config.fixed_covar must be positive, got {config.fixed_covar}.')
+  if config.vgg not in VGG_LAYOUTS:
+    raise ConfigError(f'config.vgg must be one of {VGG_LAYOUTS}, got {config.vgg!r}.')
+
+
+def validate_data_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the dataset choice and the input pipeline's options."""
+  if config.dataset not in DATASETS:
+    raise ConfigError(f'config.dataset must be one of {DATASETS}, got {config.dataset!r}; e.g. '
+                      '--config.dataset=humanoid_mocap (builds itself) or bbc_pose with --config.dataset_path.')
+  if config.dataset == 'humanoid_mocap' and config.dataset_variant not in DATASET_VARIANTS:
+    raise ConfigError(f'config.dataset_variant must be one of {DATASET_VARIANTS}, got {config.dataset_variant!r}.')
+  if config.batch_size < 1:
+    raise ConfigError(f'config.batch_size (per device) must be at least 1, got {config.batch_size}.')
+  if not 0.0 <= config.flip_probability <= 1.0:
+    raise ConfigError(f'config.flip_probability must lie in [0, 1], got {config.flip_probability}.')
+  low, high = config.temporal_range
+  if not 0 <= low < high:
+    raise ConfigError(f'config.temporal_range must be (min, max) with 0 <= min < max, got {tuple(config.temporal_range)}.')
+  for name in ('trans', 'scale', 'rot'):
+    if config[f'{name}_lb'] > config[f'{name}_ub']:
+      raise ConfigError(f'config.{name}_lb must not exceed config.{name}_ub.')
+  if not 0.0 < config.val_frac <= 1.0:
+    raise ConfigError(f'config.val_frac must lie in (0, 1], got {config.val_frac}.')
+  if config.num_workers < 1:
+    raise ConfigError(f'config.num_workers must be at least 1, got {config.num_workers}.')
+
+
+def validate_training_config(config: ml_collections.ConfigDict) -> None:
+  """Checks everything a training run needs."""
+  validate_model_config(config)
+  validate_data_config(config)
+  if not (config.use_temporal or config.use_warped):
+    raise ConfigError('Training needs a source of pose variation: set --config.use_temporal=True (another '
+                      'frame of the video) and/or --config.use_warped=True (a thin-plate-spline warp).')
+  if not (config.use_vgg or config.use_gan):
+    raise ConfigError('Training needs a loss: set --config.use_vgg=True and/or --config.use_gan=True.')
+  if config.learning_rate <= 0:
+    raise ConfigError(f'config.learning_rate must be positive, got {config.learning_rate}.')
+  if config.num_train_steps == 0 or (config.num_train_steps < 0 and config.epochs < 1):
+    raise ConfigError('Set a positive config.num_train_steps, or config.epochs with num_train_steps=-1.')
