@@ -1,0 +1,61 @@
+"""The datasets a config can name: builds the TFDS dataset on first use and opens its splits for reading.
+
+The builder modules (and with them TFDS and TensorFlow) are imported only when a dataset is prepared, so
+importing landmarks_jax stays light.
+"""
+
+import os
+from typing import Any, Sequence
+
+DATASETS = ('bbc_pose', 'humanoid_mocap')
+# Every run shares one humanoid mocap build, whatever its config.seed.
+MOCAP_DATA_SEED = 0
+
+
+def data_dir(config: Any) -> str:
+  """The TFDS data directory of a config: config.data_dir, or ~/tensorflow_datasets when empty."""
+  return os.path.expanduser(config.data_dir or '~/tensorflow_datasets')
+
+
+def prepare_dataset(config: Any) -> Any:
+  """Returns the TFDS builder of config.dataset, building the dataset in the data dir on first use.
+
+  'bbc_pose' reads the manual download in config.dataset_path; 'humanoid_mocap' renders the
+  config.dataset_variant ('full' or 'tiny') with a fixed data seed. A built dataset is reused.
+  """
+  name = config.dataset
+  if name == 'bbc_pose':
+    if not config.dataset_path:
+      raise ValueError(
+          'config.dataset is bbc_pose but config.dataset_path is empty; download BBC Pose and pass the '
+          'folder holding 1/ .. 20/ and code/ as --config.dataset_path=/path/to/bbcpose.')
+    from landmarks_jax.data_pipelines import bbc_pose  # pylint: disable=g-import-not-at-top
+    return bbc_pose.prepare(os.path.expanduser(config.dataset_path), data_dir(config))
+  if name == 'humanoid_mocap':
+    from landmarks_jax.data_pipelines import humanoid_mocap  # pylint: disable=g-import-not-at-top
+    return humanoid_mocap.prepare(data_dir(config), variant=config.dataset_variant, seed=MOCAP_DATA_SEED)
+  raise ValueError(f'Unknown dataset {name!r}; set --config.dataset to one of: {", ".join(DATASETS)}.')
+
+
+def open_split(builder: Any, split: str) -> tuple[Sequence[Any], list[list[int]]]:
+  """Opens a built split for random access.
+
+  Returns:
+    (source, videos): `source[i]` is record i as a dict of numpy values with 'image' (and 'mask', when the
+    dataset has one) left as encoded PNG/JPEG bytes; `videos` is the split's table
+    [[video, first_record, num_frames], ...] from info.metadata['videos'].
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  available = sorted(builder.info.splits.keys())
+  if split not in available:
+    raise ValueError(f'Dataset {builder.info.name} has no split {split!r}; it has: {", ".join(available)}.')
+  decoders = {'image': tfds.decode.SkipDecoding()}
+  if 'mask' in builder.info.features:
+    decoders['mask'] = tfds.decode.SkipDecoding()
+  source = builder.as_data_source(split, decoders=decoders)
+  metadata = builder.info.metadata or {}
+  if 'videos' not in metadata or split not in metadata['videos']:
+    raise ValueError(f'Dataset {builder.info.name} at {builder.data_dir} records no video table for split '
+                     f'{split!r} (info.metadata["videos"]); delete that folder and build it again.')
+  videos = [[int(v) for v in row] for row in metadata['videos'][split]]
+  return source, videos
