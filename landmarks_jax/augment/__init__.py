@@ -1,0 +1,1 @@
+"""On-device augmentations of training pairs: thin-plate-spline warps and colour jitter."""
