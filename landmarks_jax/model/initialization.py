@@ -27,8 +27,11 @@ def _unit_vector(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray
 
 
 def init_variables(module: flax.linen.Module, seed: int, *args: Any, **kwargs: Any) -> dict:
-  """Variables for `module.apply(variables, *args, **kwargs)`, drawn with numpy from `seed`."""
-  shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), *args, **kwargs))
+  """Variables for `module.apply(variables, *args, **kwargs)`, drawn with numpy from `seed`.
+
+  `args` may be arrays or `jax.ShapeDtypeStruct`s: only their shapes matter.
+  """
+  shapes = jax.eval_shape(lambda *a: module.init(jax.random.PRNGKey(0), *a, **kwargs), *args)
   rng = np.random.default_rng(seed)
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(shapes))
   values = {}
