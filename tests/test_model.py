@@ -1,5 +1,6 @@
 """The model's structure and building blocks: parameter counts of the original, spectral norm, resizing."""
 
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,8 +62,9 @@ def test_output_shapes(identity, low_res):
     np.testing.assert_allclose(covariance, config.fixed_covar * np.eye(2) * np.ones((3, k, 1, 1)))
   else:
     assert np.all(np.linalg.eigvalsh(np.asarray(covariance)) > 0)
-  encoded = apply(variables, a)
+  encoded = jax.jit(functools.partial(model.apply, with_mask=True))(variables, a)
   np.testing.assert_allclose(encoded['vis_centers'][0], out['vis_centers'][0], atol=1e-5)
+  np.testing.assert_allclose(encoded['input_a_fg_mask'], out['input_a_fg_mask'], atol=1e-4)
 
 
 def test_host_initialisation_follows_the_declared_rule():

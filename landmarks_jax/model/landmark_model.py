@@ -23,7 +23,8 @@ from landmarks_jax.model.unet import UNet
 class LandmarkModel(nn.Module):
   """The generator side of the original's PartFactorizedModel, on NHWC images in [-1, 1].
 
-  `__call__(input_a)` encodes only; `__call__(input_a, input_b)` also reconstructs input_a. Outputs keep the
+  `__call__(input_a)` encodes only (with `with_mask`, also input_a's rendered Gaussians and foreground mask);
+  `__call__(input_a, input_b)` also reconstructs input_a. Outputs keep the
   original's names; images (B, H, W, C), part maps (B, H/2, W/2, K), Gaussian maps (B, H, W, K), means (B, K),
   covariances (B, K, 2, 2).
   """
@@ -67,10 +68,15 @@ class LandmarkModel(nn.Module):
       logits = resize.upsample_bilinear(logits, 4, align_corners=False)
     return jax.nn.sigmoid(logits)
 
-  def __call__(self, input_a: jax.Array, input_b: jax.Array | None = None, train: bool = False) -> dict:
+  def __call__(self, input_a: jax.Array, input_b: jax.Array | None = None, train: bool = False,
+               with_mask: bool = False) -> dict:
     if input_b is None:
       heatmaps, mean_x, mean_y, covariance = self._gaussians(self.shape_encoder(input_a))
-      return {'vis_centers': (mean_x, mean_y), 'vis_cov': covariance, 'input_a_heatmaps': heatmaps}
+      outputs = {'vis_centers': (mean_x, mean_y), 'vis_cov': covariance, 'input_a_heatmaps': heatmaps}
+      if with_mask and self.use_fg_bg_mask:
+        maps = gaussians.render_gaussians(mean_x, mean_y, covariance, self.img_size)
+        outputs.update(input_a_gauss_maps=maps, input_a_fg_mask=self._foreground_mask(maps))
+      return outputs
 
     b = input_a.shape[0]
     logits, first_features = self.shape_encoder(jnp.concatenate([input_a, input_b]), return_first=True)
