@@ -15,6 +15,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from landmarks_jax.augment import pairs
@@ -107,6 +108,16 @@ def replicate(tree: Any) -> Any:
   gives the step's own layout.
   """
   return jax.pmap(lambda x: x, axis_name=AXIS)(flax.jax_utils.replicate(tree))
+
+
+def local_rows(x: jax.Array) -> np.ndarray:
+  """This process's rows (one per local device) of a pmapped output, as numpy."""
+  return np.concatenate([np.asarray(shard.data) for shard in x.addressable_shards])
+
+
+def unreplicate(tree: Any) -> Any:
+  """The first local device's copy of a replicated pytree, as numpy."""
+  return jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_shards[0].data)[0], tree)
 
 
 def make_p_train_step(config: ml_collections.ConfigDict):

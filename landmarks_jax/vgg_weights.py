@@ -18,6 +18,7 @@ import numpy as np
 
 from landmarks_jax import torch_files
 from landmarks_jax import torch_import
+from landmarks_jax.model import initialization
 from landmarks_jax.model import vgg
 
 LPIPS_VGG16_SHA256 = '2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d'
@@ -96,11 +97,10 @@ def find_and_load_vgg19(config: ml_collections.ConfigDict) -> dict:
       'cache), or use --config.vgg=vgg16, which ships with the package.')
 
 
-def vgg_params(config: ml_collections.ConfigDict, rng: jax.Array | None = None) -> dict:
+def vgg_params(config: ml_collections.ConfigDict, seed: int = 0) -> dict:
   """The perceptual network's parameters for a config: VGG16, VGG19, or random ones for tests."""
   if config.vgg not in vgg.BLOCKS:
     raise ValueError(f'config.vgg must be one of {sorted(vgg.BLOCKS)}, got {config.vgg!r}')
   if config.vgg_random_init:
-    rng = jax.random.PRNGKey(0) if rng is None else rng
-    return vgg.VGGFeatures(config.vgg).init(rng, jnp.zeros((1, 32, 32, 3)))['params']
+    return initialization.init_variables(vgg.VGGFeatures(config.vgg), seed, jnp.zeros((1, 32, 32, 3)))['params']
   return load_vgg16() if config.vgg == 'vgg16' else find_and_load_vgg19(config)

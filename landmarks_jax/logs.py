@@ -1,0 +1,19 @@
+"""Console logging: our progress lines stay visible; libraries' routine INFO messages are dropped."""
+
+import logging
+
+from absl import logging as absl_logging
+
+# Libraries that log every checkpoint write, dataset open and backend probe at INFO.
+QUIET_PATHS = ('/orbax/', '/jax/_src/xla_bridge.py', '/tensorflow_datasets/', '/clu/')
+
+
+class _QuietLibraries(logging.Filter):
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not any(p in record.pathname for p in QUIET_PATHS)
+
+
+def quiet_libraries() -> None:
+  """Keeps warnings from everyone, INFO only from landmarks_jax and the rest."""
+  absl_logging.get_absl_handler().addFilter(_QuietLibraries())

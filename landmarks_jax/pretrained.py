@@ -1,0 +1,52 @@
+"""Initial weights from elsewhere: a checkpoint of the PyTorch original (.ckpt/.pth) or of another workdir."""
+
+import os
+from typing import Any
+
+import flax
+import jax
+import ml_collections
+
+from landmarks_jax import checkpoints
+from landmarks_jax import torch_files
+from landmarks_jax import torch_import
+from landmarks_jax.train_state import build_networks
+from landmarks_jax.train_state import sample_image
+
+TORCH_SUFFIXES = ('.ckpt', '.pth', '.pt')
+
+
+def _is_torch_file(path: str) -> bool:
+  return os.path.isfile(path) and path.endswith(TORCH_SUFFIXES)
+
+
+def _from_workdir(path: str, key: str, template: Any) -> Any:
+  state, _ = checkpoints.Checkpoints(path, writer=False).restore_raw()
+  variables = state[key]
+  shapes = lambda tree: jax.tree_util.tree_map(lambda x: tuple(x.shape), tree)
+  if shapes(variables) != shapes(flax.core.unfreeze(template)):
+    raise torch_import.StateDictMismatch(f'The {key} weights in {path} do not fit this configuration; train or '
+                                         'evaluate with the configuration of that run.')
+  return variables
+
+
+def _load(path: str, key: str, template: Any, from_torch) -> Any:
+  if _is_torch_file(path):
+    return from_torch(torch_files.load_state_dict(path), template)
+  if os.path.isdir(path):
+    return _from_workdir(path, key, template)
+  raise FileNotFoundError(f'{path} is neither a PyTorch checkpoint ({", ".join(TORCH_SUFFIXES)}) nor a workdir.')
+
+
+def generator_variables(path: str, config: ml_collections.ConfigDict) -> Any:
+  """Generator variables from an original checkpoint file or a workdir (its latest checkpoint)."""
+  model, _ = build_networks(config)
+  template = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, x), sample_image(config))
+  return _load(path, 'generator', template, torch_import.model_variables_from_torch)
+
+
+def discriminator_variables(path: str, config: ml_collections.ConfigDict) -> Any:
+  """Discriminator variables from an original checkpoint file or a workdir."""
+  _, discriminator = build_networks(config)
+  template = jax.eval_shape(lambda x: discriminator.init(jax.random.PRNGKey(0), x), sample_image(config))
+  return _load(path, 'discriminator', template, torch_import.discriminator_variables_from_torch)

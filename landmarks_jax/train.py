@@ -1,0 +1,236 @@
+"""The training loop: data, the pmapped step, checkpoints that resume exactly, logs, pictures, evaluation."""
+
+import dataclasses
+import datetime
+import os
+import time
+from typing import Any
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+import jax
+from jax.experimental import multihost_utils
+import ml_collections
+import numpy as np
+
+from landmarks_jax import checkpoints
+from landmarks_jax import config_validation
+from landmarks_jax import datasets
+from landmarks_jax import input_pipeline
+from landmarks_jax import pretrained
+from landmarks_jax import train_state
+from landmarks_jax import train_step
+from landmarks_jax import train_visuals
+from landmarks_jax import validation
+from landmarks_jax import vgg_weights
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss became NaN or infinite; training stopped without saving the bad state."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """When things happen, in steps."""
+  num_steps: int
+  steps_per_epoch: int
+  save_every: int
+  val_every: int
+  eval_every: int
+  log_every: int
+  images_every: int
+
+  @staticmethod
+  def from_config(config: ml_collections.ConfigDict, steps_per_epoch: int) -> 'Schedule':
+    def every(steps, epochs):
+      if steps < 0:
+        return 0
+      return steps or max(1, epochs * steps_per_epoch)
+    num_steps = config.num_train_steps if config.num_train_steps > 0 else config.epochs * steps_per_epoch
+    return Schedule(num_steps=num_steps, steps_per_epoch=steps_per_epoch,
+                    save_every=every(config.save_every_steps, config.save_freq),
+                    val_every=every(config.val_every_steps, config.val_freq),
+                    eval_every=max(config.eval_every_steps, 0), log_every=max(config.log_every_steps, 1),
+                    images_every=max(config.log_images_every_steps, 0))
+
+  def due(self, step: int, period: int) -> bool:
+    return period > 0 and step % period == 0
+
+
+def _prepare_data(config: ml_collections.ConfigDict):
+  """Builds the dataset on process 0 first (others wait), then opens it everywhere."""
+  if jax.process_index() == 0:
+    builder = datasets.prepare_dataset(config)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('landmarks_jax dataset prepared')
+  if jax.process_index() != 0:
+    builder = datasets.prepare_dataset(config)
+  return builder
+
+
+def _initial_state(config: ml_collections.ConfigDict, ckpts: checkpoints.Checkpoints,
+                   global_batch: int) -> train_state.TrainState:
+  """The latest checkpoint of the workdir, else a fresh state (initialised from resume_ckpt* if given)."""
+  state = train_state.create_train_state(config)
+  if ckpts.latest_step() is not None:
+    state, meta = ckpts.restore(state)
+    if meta.get('global_batch', global_batch) != global_batch:
+      logging.warning('Resuming with global batch %d, saved with %d: the data order changes from here on.',
+                      global_batch, meta['global_batch'])
+    logging.info('Resumed from step %d.', int(state.step))
+    return state
+  if config.resume_ckpt:
+    state = state.replace(generator=pretrained.generator_variables(config.resume_ckpt, config))
+    logging.info('Generator initialised from %s.', config.resume_ckpt)
+  if config.resume_ckpt_D and config.use_gan:
+    state = state.replace(discriminator=pretrained.discriminator_variables(config.resume_ckpt_D, config))
+    logging.info('Discriminator initialised from %s.', config.resume_ckpt_D)
+  if config.resume_ckpt_opt_G or config.resume_ckpt_opt_D:
+    logging.warning('resume_ckpt_opt_G/D are ignored: optimizer states resume with their workdir.')
+  return state
+
+
+def _check_finite(step: int, metrics: dict[str, float], last_saved: int | None) -> None:
+  bad = {k: v for k, v in metrics.items() if k.startswith('loss') and not np.isfinite(v)}
+  if bad:
+    terms = ', '.join(f'{k}={v}' for k, v in sorted(metrics.items()))
+    kept = f'the last checkpoint (step {last_saved}) is kept' if last_saved is not None else 'nothing was saved'
+    raise NonFiniteLossError(f'Non-finite loss at step {step} ({terms}); training stopped and {kept}. Try a '
+                             'lower --config.learning_rate, or gradient clipping (--config.no_grad_clip=False).')
+
+
+def _host_metrics(metrics: Any) -> dict[str, float]:
+  return {k: float(v) for k, v in train_step.unreplicate(metrics).items()}
+
+
+def _console_line(step: int, num_steps: int, scalars: dict[str, float], steps_per_sec: float) -> str:
+  losses = ' '.join(f'{k}={v:.4f}' for k, v in sorted(scalars.items()) if k.startswith('loss'))
+  eta = datetime.timedelta(seconds=int((num_steps - step) / steps_per_sec)) if steps_per_sec > 0 else '?'
+  return f'step {step}/{num_steps} | {losses} | {steps_per_sec:.2f} steps/s | ETA {eta}'
+
+
+class Trainer:
+  """Holds what one run needs and runs its loop; `train_and_evaluate` is the entry point."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    self.config, self.workdir = config, workdir
+    self.is_chief = jax.process_index() == 0
+    checkpoints.write_or_check_config(workdir, config, write=self.is_chief)
+    self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.is_chief)
+    self.builder = _prepare_data(config)
+    self.train_source, self.train_videos = datasets.open_split(self.builder, 'train')
+    self.global_batch = config.batch_size * jax.device_count()
+    self.schedule = Schedule.from_config(
+        config, input_pipeline.steps_per_epoch(len(self.train_source), self.global_batch))
+    self.ckpts = checkpoints.Checkpoints(workdir, config.max_to_keep, writer=self.is_chief)
+    state = _initial_state(config, self.ckpts, self.global_batch)
+    self.start_step = int(state.step)
+    self.last_saved = self.ckpts.latest_step()
+    self.state = train_step.replicate(state)
+    self.vgg = train_step.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
+    self.p_train_step = train_step.make_p_train_step(config)
+    self.p_pictures = validation.make_p_pictures(config) if self.schedule.images_every else None
+    self.p_validation = validation.make_p_validation_loss(config) if self.schedule.val_every else None
+
+  def _layout(self) -> dict:
+    return dict(num_local_devices=jax.local_device_count(), process_index=jax.process_index(),
+                process_count=jax.process_count())
+
+  def save(self, step: int) -> None:
+    self.ckpts.save(step, train_step.unreplicate(self.state),
+                    {'global_batch': self.global_batch, 'input_position': step})
+    self.last_saved = step
+
+  def write_pictures(self, step: int, batch: dict) -> None:
+    rng = train_step.replicate(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), step))
+    outputs = self.p_pictures(self.state.generator, batch, rng)
+    local = jax.tree_util.tree_map(lambda x: train_step.local_rows(x)[0], outputs)
+    self.writer.write_images(step, train_visuals.training_images(local))
+
+  def validate(self, step: int) -> None:
+    source, videos = datasets.open_split(self.builder, 'validation')
+    batches = input_pipeline.validation_batches(self.config, source, videos, **self._layout())
+    render_dir = os.path.join(self.workdir, 'val_renders', f'step_{step}') if self.is_chief else None
+    with batches:
+      loss = validation.run_validation(self.p_validation, self.state.generator, self.vgg, batches, render_dir,
+                                       self.config.num_val_images)
+    self.writer.write_scalars(step, {'validation_loss': loss})
+    logging.info('Validation loss at step %d: %.5f', step, loss)
+
+  def evaluate(self, step: int) -> dict:
+    from landmarks_jax.evaluation import landmark_eval  # pylint: disable=g-import-not-at-top
+    generator = train_step.unreplicate(self.state.generator)
+    metrics = landmark_eval.evaluate(self.config, generator, self.workdir, step)
+    self.writer.write_scalars(step, {f'eval/{k}': v for k, v in _flat_numbers(metrics).items()})
+    return metrics
+
+  def run(self) -> dict | None:
+    """Trains from the start step to the end of the schedule; returns the final evaluation's metrics."""
+    config, schedule = self.config, self.schedule
+    logging.info('Training steps %d..%d (%d per epoch), global batch %d on %d devices.', self.start_step,
+                 schedule.num_steps, schedule.steps_per_epoch, self.global_batch, jax.device_count())
+    hooks = []
+    if self.is_chief:
+      hooks.append(periodic_actions.ReportProgress(num_train_steps=schedule.num_steps, writer=self.writer))
+    batches = input_pipeline.train_batches(config, self.train_source, self.train_videos,
+                                           start_step=self.start_step, **self._layout())
+    pending, history = None, []
+    timer_step, timer_start = self.start_step, time.time()
+    with batches:
+      for step in range(self.start_step + 1, schedule.num_steps + 1):
+        batch = next(batches)
+        self.state, metrics = self.p_train_step(self.state, batch, self.vgg)
+        if pending is not None:  # check the previous step while this one runs
+          history.append(_host_metrics(pending[1]))
+          _check_finite(pending[0], history[-1], self.last_saved)
+        pending = (step, metrics)
+        for hook in hooks:
+          hook(step)
+        last = step == schedule.num_steps
+        if last or schedule.due(step, schedule.log_every) or schedule.due(step, schedule.save_every):
+          history.append(_host_metrics(metrics))
+          _check_finite(step, history[-1], self.last_saved)
+          pending = None
+        if last or schedule.due(step, schedule.log_every):
+          scalars = {k: float(np.mean([h[k] for h in history])) for k in history[-1]}
+          rate = (step - timer_step) / max(time.time() - timer_start, 1e-9)
+          scalars.update(learning_rate=config.learning_rate, steps_per_sec=rate)
+          self.writer.write_scalars(step, scalars)
+          logging.info('%s', _console_line(step, schedule.num_steps, scalars, rate))
+          history, timer_step, timer_start = [], step, time.time()
+        if self.p_pictures is not None and schedule.due(step, schedule.images_every):
+          self.write_pictures(step, batch)
+        if self.p_validation is not None and schedule.due(step, schedule.val_every):
+          self.validate(step)
+        if last or schedule.due(step, schedule.save_every):
+          self.save(step)
+        if not last and schedule.due(step, schedule.eval_every):
+          self.evaluate(step)
+    self.writer.flush()
+    metrics = None
+    if config.eval_at_end and schedule.num_steps > 0:
+      metrics = self.evaluate(schedule.num_steps)
+      self.writer.flush()
+    return metrics
+
+
+def _flat_numbers(tree: Any, prefix: str = '') -> dict[str, float]:
+  flat = {}
+  if isinstance(tree, dict):
+    for k, v in tree.items():
+      flat.update(_flat_numbers(v, f'{prefix}{k}/' if isinstance(v, dict) else f'{prefix}{k}'))
+  elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+    flat[prefix.rstrip('/')] = float(tree)
+  return flat
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
+  """Trains (resuming from the workdir's latest checkpoint) and evaluates the landmarks at the end."""
+  config_validation.validate_training_config(config)
+  trainer = Trainer(config, workdir)
+  try:
+    return trainer.run()
+  finally:
+    trainer.ckpts.close()
+    trainer.writer.close()
