@@ -76,7 +76,7 @@ def train_step(state: TrainState, batch: dict, vgg_params: Any, *,
                                                      state.generator['params'])
   generator = {'params': optax.apply_updates(state.generator['params'], g_updates),
                'spectral': jax.lax.pmean(spectral, AXIS)}
-  metrics = dict(terms, loss_G=loss_g, grad_norm_G=optax.global_norm(g_grads))
+  metrics = dict(terms, loss_G=loss_g, grad_norm_G=optax.tree.norm(g_grads))
 
   discriminator_vars, d_opt_state = state.discriminator, state.discriminator_opt_state
   if config.use_gan:
@@ -93,7 +93,7 @@ def train_step(state: TrainState, batch: dict, vgg_params: Any, *,
     d_updates, d_opt_state = state.discriminator_tx.update(d_grads, d_opt_state, state.discriminator['params'])
     discriminator_vars = {'params': optax.apply_updates(state.discriminator['params'], d_updates)}
     metrics.update(loss_D=loss_d, loss_D_real=loss_real, loss_D_fake=loss_fake,
-                   grad_norm_D=optax.global_norm(d_grads))
+                   grad_norm_D=optax.tree.norm(d_grads))
 
   new_state = state.replace(step=state.step + 1, generator=generator, discriminator=discriminator_vars,
                             generator_opt_state=g_opt_state, discriminator_opt_state=d_opt_state)

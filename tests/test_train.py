@@ -1,0 +1,201 @@
+"""Training: the pmapped step, exact resume, NaN handling, the command line and its config overrides."""
+
+import glob
+import os
+import subprocess
+import sys
+
+from absl import flags
+import jax
+import numpy as np
+import pytest
+
+from landmarks_jax import checkpoints
+from landmarks_jax import datasets
+from landmarks_jax import input_pipeline
+from landmarks_jax import train
+from landmarks_jax import train_state
+from landmarks_jax import train_step
+from landmarks_jax import vgg_weights
+from landmarks_jax.configs import test as test_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp('tfds'))
+  config = test_config.get_config()
+  config.data_dir = path
+  datasets.prepare_dataset(config)
+  return path
+
+
+def quick_config(data_dir, **overrides):
+  """The test config without evaluation, validation or pictures, unless asked."""
+  config = test_config.get_config()
+  config.data_dir = data_dir
+  config.eval_at_end = False
+  config.val_every_steps = -1
+  config.log_images_every_steps = 0
+  for name, value in overrides.items():
+    config[name] = value
+  return config
+
+
+def leaves_close(a, b, atol):
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
+
+
+def test_step_keeps_replicas_identical_and_lowers_the_loss(data_dir):
+  config = quick_config(data_dir, use_gan=False, learning_rate=3e-3)
+  assert jax.local_device_count() == 2
+  source, videos = datasets.open_split(datasets.prepare_dataset(config), 'train')
+  state = train_step.replicate(train_state.create_train_state(config))
+  vgg = train_step.replicate(vgg_weights.vgg_params(config))
+  p_step = train_step.make_p_train_step(config)
+  losses = []
+  with input_pipeline.train_batches(config, source, videos, start_step=0, num_local_devices=2, process_index=0,
+                                    process_count=1) as batches:
+    first = next(batches)
+    assert not np.array_equal(first['target'][0], first['target'][1])  # devices see different data
+    for _ in range(40):
+      state, metrics = p_step(state, first, vgg)
+      losses.append(float(train_step.local_rows(metrics['loss_G'])[0]))
+  for leaf in jax.tree_util.tree_leaves((state.generator, state.generator_opt_state)):
+    rows = train_step.local_rows(leaf)
+    np.testing.assert_array_equal(rows[0], rows[1])
+  assert int(train_step.unreplicate(state.step)) == 40
+  assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+
+
+def test_resume_matches_a_straight_run(data_dir, tmp_path):
+  straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+  train.train_and_evaluate(quick_config(data_dir, num_train_steps=4), straight)
+  train.train_and_evaluate(quick_config(data_dir, num_train_steps=2), resumed)
+  assert checkpoints.Checkpoints(resumed).all_steps() == [2]
+  train.train_and_evaluate(quick_config(data_dir, num_train_steps=4), resumed)
+  a, meta_a = checkpoints.Checkpoints(straight).restore_raw(4)
+  b, meta_b = checkpoints.Checkpoints(resumed).restore_raw(4)
+  assert meta_a['input_position'] == meta_b['input_position'] == 4
+  leaves_close(a, b, atol=1e-6)
+  start, _ = checkpoints.Checkpoints(resumed).restore_raw(2)
+  assert not np.allclose(start['generator']['params']['image_decoder']['fc']['kernel'],
+                         b['generator']['params']['image_decoder']['fc']['kernel'])
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+  original = input_pipeline.train_batches
+
+  def poisoned(*args, **kwargs):
+    iterator = original(*args, **kwargs)
+    for step, batch in enumerate(iterator, start=1):
+      if step == 3:
+        batch = dict(batch, target=np.full_like(batch['target'], np.nan))
+      yield batch
+
+  monkeypatch.setattr(input_pipeline, 'train_batches', lambda *a, **k: _Closing(poisoned(*a, **k)))
+  workdir = str(tmp_path / 'nan')
+  with pytest.raises(train.NonFiniteLossError, match=r'step 3 .*loss_vgg=nan.*last checkpoint \(step 2\)'):
+    train.train_and_evaluate(quick_config(data_dir, num_train_steps=6, save_every_steps=2), workdir)
+  ckpts = checkpoints.Checkpoints(workdir)
+  assert ckpts.all_steps() == [2]
+  state, _ = ckpts.restore_raw(2)
+  assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state['generator']))
+
+
+class _Closing:
+  """A generator usable as the pipeline's context-managed iterator."""
+
+  def __init__(self, generator):
+    self._generator = generator
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    return next(self._generator)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self._generator.close()
+
+
+def test_a_workdir_refuses_a_different_configuration(tmp_path):
+  config = test_config.get_config()
+  checkpoints.write_or_check_config(str(tmp_path), config)
+  config.num_train_steps = 100  # may change on resume
+  checkpoints.write_or_check_config(str(tmp_path), config)
+  config.n_landmarks = 7
+  with pytest.raises(checkpoints.ConfigMismatch, match='n_landmarks: workdir has 4, this run has 7'):
+    checkpoints.write_or_check_config(str(tmp_path), config)
+
+
+def test_schedule_falls_back_to_the_original_epochs():
+  config = test_config.get_config()
+  config.num_train_steps, config.epochs = -1, 3
+  config.save_every_steps, config.save_freq = 0, 2
+  config.val_every_steps = -1
+  schedule = train.Schedule.from_config(config, steps_per_epoch=25)
+  assert (schedule.num_steps, schedule.save_every, schedule.val_every) == (75, 50, 0)
+  config.num_train_steps = 10
+  assert train.Schedule.from_config(config, steps_per_epoch=25).num_steps == 10
+
+
+def test_config_overrides_on_the_command_line(monkeypatch, tmp_path):
+  from landmarks_jax import main  # pylint: disable=g-import-not-at-top
+  seen = {}
+  monkeypatch.setattr(train, 'train_and_evaluate', lambda config, workdir: seen.update(config=config,
+                                                                                          workdir=workdir))
+  argv = ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}', '--config.use_gan=False',
+          '--config.use_warped=false', '--config.color_jitter=True', '--config.n_landmarks=6',
+          '--config.learning_rate=0.002', '--config.shape_decoder_widths=(8,8,8)', '--xla_cache_dir=']
+  monkeypatch.setattr(sys, 'argv', argv)  # config_flags reads its overrides from sys.argv
+  try:
+    flags.FLAGS(argv)
+    main.main(['main'])
+  finally:
+    flags.FLAGS.unparse_flags()
+  config = seen['config']
+  assert (config.use_gan, config.use_warped, config.color_jitter) == (False, False, True)
+  assert (config.n_landmarks, config.learning_rate, tuple(config.shape_decoder_widths)) == (6, 0.002, (8, 8, 8))
+  assert seen['workdir'] == str(tmp_path)
+  with pytest.raises(AttributeError):
+    config.no_such_option = 1  # lock_config: typos are errors, not new options
+
+
+def test_command_line_trains_writes_events_and_resumes(data_dir, tmp_path):
+  workdir = str(tmp_path / 'run')
+  command = [sys.executable, '-m', 'landmarks_jax.main', f'--config={REPO}/configs/test.py',
+             f'--workdir={workdir}', f'--config.data_dir={data_dir}', '--config.eval_at_end=False']
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  first = subprocess.run(command + ['--config.num_train_steps=4'], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert 'step 4/4' in first.stderr
+  assert checkpoints.Checkpoints(workdir).all_steps() == [2, 4]
+  assert glob.glob(os.path.join(workdir, 'val_renders', 'step_4', '*.png'))
+
+  second = subprocess.run(command + ['--config.num_train_steps=6'], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert 'Resumed from step 4' in second.stderr
+  assert 'step 5/6' in second.stderr and 'step 1/' not in second.stderr
+  assert checkpoints.Checkpoints(workdir).all_steps() == [2, 4, 6]
+  assert {'target_reconstruction_background_foreground', 'input_a_b', 'raw_heatmap',
+          'inputamask_inputbmask', 'loss_vgg', 'validation_loss'} <= event_tags(workdir)
+
+
+def event_tags(workdir):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  tags = set()
+  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
+    accumulator = event_accumulator.EventAccumulator(path, size_guidance={'tensors': 0, 'images': 0})
+    accumulator.Reload()
+    for values in accumulator.Tags().values():
+      if isinstance(values, list):
+        tags.update(values)
+  return tags
