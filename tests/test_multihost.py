@@ -1,0 +1,57 @@
+"""Two processes on 127.0.0.1 (one CPU device each) train like one process with the same global batch."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+from landmarks_jax import checkpoints
+from landmarks_jax import datasets
+from landmarks_jax.configs import test as test_config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NUM_STEPS = 4
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def worker(args, devices):
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  return subprocess.Popen([sys.executable, os.path.join(HERE, 'multihost_worker.py')] + [str(a) for a in args],
+                          cwd=os.path.dirname(HERE), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+
+
+def finish(process):
+  output, _ = process.communicate(timeout=900)
+  assert process.returncode == 0, output[-4000:]
+  return output
+
+
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+  config = test_config.get_config()
+  config.data_dir = str(tmp_path / 'tfds')
+  datasets.prepare_dataset(config)  # built once, before the processes start
+
+  address = f'127.0.0.1:{free_port()}'
+  multi = [worker([tmp_path / 'multi', config.data_dir, tmp_path / f'multi_{i}.npz', NUM_STEPS, address, 2, i], 1)
+           for i in range(2)]
+  single = worker([tmp_path / 'single', config.data_dir, tmp_path / 'single.npz', NUM_STEPS], 2)
+  outputs = [finish(p) for p in multi + [single]]
+  assert 'process 1 of 2' not in outputs[2]
+
+  results = [dict(np.load(tmp_path / f'{name}.npz')) for name in ('multi_0', 'multi_1', 'single')]
+  assert results[0].keys() == results[2].keys()
+  for key in results[0]:
+    np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=f'processes differ in {key}')
+    np.testing.assert_allclose(results[0][key], results[2][key], rtol=1e-4, atol=1e-5,
+                               err_msg=f'multi-host and single-host runs differ in {key}')
+  # Only process 0 wrote checkpoints and pictures, and they hold the trained step.
+  assert checkpoints.Checkpoints(str(tmp_path / 'multi')).all_steps() == [2, 4]
+  assert len([f for f in os.listdir(tmp_path / 'multi') if f.startswith('events.out')]) == 1
