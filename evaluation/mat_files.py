@@ -7,10 +7,11 @@ video numbers.
 """
 
 import os
-import tempfile
 
 import numpy as np
 import scipy.io
+
+from landmarks_jax import files
 
 PREDICTIONS_KEY = 'my_pred'
 
@@ -26,16 +27,8 @@ def write_predictions(path, pred_px):
     raise ValueError(f'pred_px must be (N, J, 2) pixel joints; got shape {pred_px.shape}.')
   if not np.all(np.isfinite(pred_px)):
     raise ValueError(f'pred_px holds NaN or infinite values; refusing to write {path}.')
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  handle, temp_path = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix='.mat')
-  try:
-    with os.fdopen(handle, 'wb') as file:
-      scipy.io.savemat(file, {PREDICTIONS_KEY: pred_px.transpose(2, 1, 0)})
-    os.replace(temp_path, path)
-  except BaseException:
-    os.unlink(temp_path)
-    raise
+  files.write_atomically(
+      path, lambda temporary: scipy.io.savemat(temporary, {PREDICTIONS_KEY: pred_px.transpose(2, 1, 0)}))
 
 
 def _load_mat(path):

@@ -9,13 +9,14 @@ Joints are (J, 2) full-frame pixels (x, y), placed on a tile through the crop bo
 import colorsys
 import math
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 from PIL import features
+
+from landmarks_jax import files
 
 SKELETON_COLOR = (255, 255, 255)
 LABEL_COLOR = (255, 255, 255)
@@ -182,16 +183,7 @@ def tile_grid(tiles, columns, padding=2):
 
 def _save_atomically(path, save):
   """Calls save(temp_path), then moves the finished file to `path`, so a failure leaves no partial file."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  handle, temp_path = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix=os.path.splitext(path)[1])
-  os.close(handle)
-  try:
-    save(temp_path)
-    os.replace(temp_path, path)
-  except BaseException:
-    os.unlink(temp_path)
-    raise
+  files.write_atomically(path, save)
 
 
 def save_image(path, image):

@@ -17,6 +17,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from landmarks_jax import files
+
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
 
@@ -53,9 +55,7 @@ def write_or_check_config(workdir: str, config: ml_collections.ConfigDict, write
                            '\nUse another --workdir for a new run, or pass the same options to resume this one.')
   if write:
     os.makedirs(workdir, exist_ok=True)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(current, f, indent=2, sort_keys=True)
-    os.replace(path + '.tmp', path)
+    files.write_text_atomically(path, json.dumps(current, indent=2, sort_keys=True))
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:

@@ -1,0 +1,291 @@
+"""Tests of the landmark evaluation command: checkpoint -> landmarks -> joints -> metrics.json, .mat, pictures."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import fake_bbc
+import numpy as np
+from PIL import Image
+import pytest
+import scipy.io
+
+from landmarks_jax import checkpoints
+from landmarks_jax import datasets
+from landmarks_jax import evaluate
+from landmarks_jax import train_state
+from landmarks_jax import train_step
+from landmarks_jax.configs import test as test_config
+from landmarks_jax.evaluation import landmark_eval
+
+SAVED_STEP = 3
+SPLITS = ('train', 'validation', 'test')
+
+
+def _save_untrained_run(workdir, config):
+  checkpoints.Checkpoints(workdir).save(SAVED_STEP, train_state.create_train_state(config), meta={})
+  checkpoints.write_or_check_config(workdir, config)
+
+
+def _bbc_config(root):
+  config = test_config.get_config()
+  config.dataset = 'bbc_pose'
+  config.dataset_path = os.fspath(root / 'bbc')
+  config.data_dir = os.fspath(root / 'data')
+  return config
+
+
+def _read_metrics(workdir):
+  with open(os.path.join(workdir, 'eval', 'metrics.json')) as file:
+    return json.load(file)
+
+
+def _numbers(tree):
+  if isinstance(tree, dict):
+    return [number for value in tree.values() for number in _numbers(value)]
+  return [tree] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
+
+
+def _split_sizes(config):
+  splits = datasets.prepare_dataset(config).info.splits
+  return {split: splits[split].num_examples for split in SPLITS}
+
+
+def _toolkit_accuracy(pred_2jn, gt_2jn):
+  """The BBC Pose toolkit's rule on (2, J, N) arrays: half-resolution distance of at most 6 pixels."""
+  pred = 0.5 * (pred_2jn - 1) + 1
+  gt = 0.5 * (gt_2jn - 1) + 1
+  return float(np.mean(np.sqrt(np.sum((pred - gt) ** 2, axis=0)) <= 6))
+
+
+@pytest.fixture(scope='module')
+def mocap_run(tmp_path_factory):
+  """An untrained checkpoint of the tiny test config on the tiny motion-capture data, evaluated."""
+  root = tmp_path_factory.mktemp('mocap')
+  config = test_config.get_config()
+  config.data_dir = os.fspath(root / 'data')
+  workdir = os.fspath(root / 'run')
+  _save_untrained_run(workdir, config)
+  return config, workdir, evaluate.run(workdir)
+
+
+@pytest.fixture(scope='module')
+def bbc_run(tmp_path_factory):
+  """An untrained checkpoint evaluated on a fake BBC Pose download (3 frames per video)."""
+  root = tmp_path_factory.mktemp('bbc')
+  fake = fake_bbc.write_fake_bbc(root / 'bbc', frames_per_video=3)
+  config = _bbc_config(root)
+  workdir = os.fspath(root / 'run')
+  _save_untrained_run(workdir, config)
+  return config, workdir, fake, evaluate.run(workdir)
+
+
+def test_mocap_metrics_file_is_complete(mocap_run):
+  config, workdir, metrics = mocap_run
+  assert _read_metrics(workdir) == metrics
+  assert metrics['step'] == SAVED_STEP
+  assert metrics['dataset'] == 'humanoid_mocap'
+  assert metrics['n_landmarks'] == config.n_landmarks
+  assert metrics['num_examples'] == _split_sizes(config)
+  assert all(math.isfinite(x) for x in _numbers(metrics))
+  joint_names = list(datasets.prepare_dataset(config).info.metadata['joint_names'])
+  for split in ('validation', 'test'):
+    scores = metrics[split]
+    for result in (scores, scores['baseline']):
+      assert list(result['pck']) == ['0.05', '0.1', '0.2']
+      pck = list(result['pck'].values())
+      assert all(0 <= p <= 1 for p in pck) and pck == sorted(pck)  # A looser threshold never counts fewer.
+      assert list(result['per_joint_pixel_error']) == joint_names
+      assert result['mean_pixel_error'] == pytest.approx(np.mean(list(result['per_joint_pixel_error'].values())))
+      assert 0 <= result['mask_iou'] <= 1
+    ratio = scores['mean_pixel_error'] / scores['baseline']['mean_pixel_error']
+    assert scores['error_ratio'] == pytest.approx(ratio)
+    # The all-foreground mask scores the share of foreground pixels: small for a figure in a frame.
+    assert 0 < scores['baseline']['mask_iou'] < 0.5
+
+
+def test_mocap_pictures_open(mocap_run):
+  config, workdir, metrics = mocap_run
+  eval_dir = os.path.join(workdir, 'eval')
+  for name in ('landmarks_test.png', 'masks_test.png'):
+    with Image.open(os.path.join(eval_dir, name)) as picture:
+      picture.load()
+      assert picture.format == 'PNG' and min(picture.size) >= 4 * config.img_size
+  _, videos = datasets.open_split(datasets.prepare_dataset(config), 'test')
+  with Image.open(os.path.join(eval_dir, 'video_test.gif')) as gif:
+    assert gif.format == 'GIF'
+    # One frame per frame of the first test video (PIL merges a frame into the previous one only if equal).
+    assert 1 < gif.n_frames <= min(videos[0][2], landmark_eval.GIF_MAX_FRAMES)
+  assert not os.path.exists(os.path.join(eval_dir, 'preds_test.mat'))
+
+
+def test_bbc_metrics_and_toolkit_files(bbc_run):
+  config, workdir, fake, metrics = bbc_run
+  assert _read_metrics(workdir) == metrics
+  sizes = {split: len(fake.records[split]) for split in SPLITS}
+  assert metrics['num_examples'] == sizes == _split_sizes(config)
+  assert all(math.isfinite(x) for x in _numbers(metrics))
+  eval_dir = os.path.join(workdir, 'eval')
+  test_pred = scipy.io.loadmat(os.path.join(eval_dir, 'preds_test.mat'))['my_pred']
+  val_pred = scipy.io.loadmat(os.path.join(eval_dir, 'preds_val.mat'))['my_pred']
+  assert test_pred.shape == (2, 7, sizes['test']) and val_pred.shape == (2, 7, sizes['validation'])
+  # Scored as the original's script scores the files: test against results.mat (in its order), validation
+  # against the validation annotations.
+  results = scipy.io.loadmat(os.path.join(fake.root, 'code', 'results.mat'))['results']['gt'][0, 0]
+  val_gt = np.stack([record.joints.T for record in fake.records['validation']], axis=-1)
+  assert metrics['test']['accuracy'] == pytest.approx(_toolkit_accuracy(test_pred, results))
+  assert metrics['validation']['accuracy'] == pytest.approx(_toolkit_accuracy(val_pred, val_gt))
+  for split in ('validation', 'test'):
+    per_joint = metrics[split]['per_joint_accuracy']
+    assert list(per_joint)[:3] == ['head', 'right_wrist', 'left_wrist'] and len(per_joint) == 7
+    assert metrics[split]['accuracy'] == pytest.approx(np.mean(list(per_joint.values())))
+    assert 0 <= metrics[split]['baseline']['accuracy'] <= 1
+  with Image.open(os.path.join(eval_dir, 'landmarks_test.png')) as picture:
+    picture.load()
+
+
+def test_dump_keeps_every_record_once_in_order_whatever_the_batch(mocap_run):
+  config, workdir, _ = mocap_run
+  source, _ = datasets.open_split(datasets.prepare_dataset(config), 'test')
+  variables, _ = landmark_eval.load_variables(workdir)
+  replicated = train_step.replicate(variables)
+  encode_fn = landmark_eval.make_encode_fn(config)
+  # 2 devices x 3 frames do not divide the split, so the last batch is padded.
+  dump = landmark_eval.dump_landmarks(config, encode_fn, replicated, source, batch_size=3)
+  np.testing.assert_array_equal(dump['index'], np.arange(len(source)))
+  np.testing.assert_array_equal(dump['joints'], np.stack([source[i]['joints'] for i in range(len(source))]))
+  np.testing.assert_array_equal(dump['video'], [source[i]['video'] for i in range(len(source))])
+  assert dump['mean_x'].shape == dump['mean_y'].shape == (len(source), config.n_landmarks)
+  assert np.all(np.abs(dump['mean_x']) <= 1) and np.all(np.abs(dump['mean_y']) <= 1)
+  assert dump['covariance'].shape == (len(source), config.n_landmarks, 2, 2)
+  size = (len(source), config.img_size, config.img_size, 1)
+  assert dump['pred_mask'].shape == dump['gt_mask'].shape == size
+  # Each frame's landmarks depend on that frame alone, not on its batch or the padding.
+  other = landmark_eval.dump_landmarks(config, encode_fn, replicated, source, keep_masks=False)
+  np.testing.assert_allclose(other['mean_x'], dump['mean_x'], atol=1e-4)
+  np.testing.assert_allclose(other['mean_y'], dump['mean_y'], atol=1e-4)
+  assert 'pred_mask' not in other and 'gt_mask' not in other
+
+
+def _synthetic_dump(rng, count, mix, with_masks=False):
+  """Landmarks that are a known linear function `mix` of the joints in centred box units."""
+  num_joints = mix.shape[0] // 2
+  centres = rng.uniform([120.0, 90.0], [560.0, 300.0], (count, 2))
+  half_sizes = rng.uniform(80.0, 150.0, (count, 2))
+  boxes = np.concatenate([centres - half_sizes, centres + half_sizes], axis=1)
+  joints = centres[:, None] + rng.uniform(-0.45, 0.45, (count, num_joints, 2)) * 2 * half_sizes[:, None]
+  size = 2 * half_sizes[:, None]
+  units = (joints - boxes[:, None, :2] - size / 2) / size  # (N, J, 2)
+  features = np.concatenate([units[..., 0], units[..., 1]], axis=1) @ mix
+  k = mix.shape[1] // 2
+  dump = {'mean_x': features[:, :k], 'mean_y': features[:, k:], 'joints': joints, 'boxes': boxes,
+          'video': np.ones(count, np.int32), 'frame': np.arange(count, dtype=np.int32),
+          'index': np.arange(count, dtype=np.int32)}
+  if with_masks:
+    dump['gt_mask'] = (rng.uniform(size=(count, 8, 8, 1)) < 0.3).astype(np.float32)
+    dump['pred_mask'] = dump['gt_mask'] * 0.9
+  return dump
+
+
+def _synthetic_dumps(num_joints, with_masks=False):
+  rng = np.random.default_rng(0)
+  mix = rng.normal(0.0, 0.6, (2 * num_joints, 2 * (num_joints + 2)))
+  return {split: _synthetic_dump(rng, count, mix, with_masks)
+          for split, count in (('train', 60), ('validation', 20), ('test', 25))}
+
+
+def test_landmarks_linear_in_the_joints_give_perfect_bbc_scores(tmp_path):
+  config = test_config.get_config()
+  config.dataset = 'bbc_pose'
+  dumps = _synthetic_dumps(7)
+  names = [f'joint{j}' for j in range(7)]
+  metrics, _ = landmark_eval.evaluate_dumps(config, dumps, os.fspath(tmp_path), 11, names)
+  assert metrics['test']['accuracy'] == 1.0 and metrics['validation']['accuracy'] == 1.0
+  assert metrics['test']['baseline']['accuracy'] < 0.5
+  assert metrics['num_examples'] == {'train': 60, 'validation': 20, 'test': 25}
+  assert metrics['n_landmarks'] == 9 and metrics['step'] == 11
+  assert _read_metrics(tmp_path) == metrics
+  # The .mat files hold the regressed joints in record order, in full-frame pixels (x in row 0).
+  for split, name in (('test', 'preds_test.mat'), ('validation', 'preds_val.mat')):
+    pred = scipy.io.loadmat(tmp_path / 'eval' / name)['my_pred']
+    np.testing.assert_allclose(pred, dumps[split]['joints'].transpose(2, 1, 0), atol=2.0)
+
+
+def test_landmarks_linear_in_the_joints_give_zero_mocap_error(tmp_path):
+  config = test_config.get_config()
+  dumps = _synthetic_dumps(15, with_masks=True)
+  names = [f'joint{j}' for j in range(15)]
+  metrics, predictions = landmark_eval.evaluate_dumps(config, dumps, os.fspath(tmp_path), 0, names)
+  np.testing.assert_allclose(predictions['test'], dumps['test']['joints'], atol=1e-2)
+  test = metrics['test']
+  assert test['mean_pixel_error'] < 1e-2 and test['error_ratio'] < 1e-3
+  assert test['pck'] == {'0.05': 1.0, '0.1': 1.0, '0.2': 1.0}
+  assert test['baseline']['mean_pixel_error'] > 10
+  assert test['mask_iou'] == 1.0
+  foreground = dumps['test']['gt_mask'][..., 0] > 0.5
+  assert test['baseline']['mask_iou'] == pytest.approx(foreground.mean(axis=(1, 2)).mean())
+  assert not os.path.exists(tmp_path / 'eval' / 'preds_test.mat')
+
+
+def test_regression_is_fitted_on_the_training_split_only(tmp_path):
+  config = test_config.get_config()
+  dumps = _synthetic_dumps(15)
+  dumps['test']['joints'] = dumps['test']['joints'] + 5.0  # Annotations the landmarks do not explain.
+  metrics, _ = landmark_eval.evaluate_dumps(config, dumps, os.fspath(tmp_path), 0, [str(j) for j in range(15)])
+  assert metrics['test']['mean_pixel_error'] == pytest.approx(5.0 * np.sqrt(2), abs=1e-2)
+  assert metrics['validation']['mean_pixel_error'] < 1e-2
+
+
+def test_missing_checkpoint_is_reported(tmp_path):
+  checkpoints.write_or_check_config(os.fspath(tmp_path), test_config.get_config())
+  with pytest.raises(landmark_eval.CheckpointError, match='No checkpoint in'):
+    evaluate.run(os.fspath(tmp_path))
+  os.makedirs(tmp_path / 'checkpoints')
+  with pytest.raises(landmark_eval.CheckpointError, match='holds no saved step'):
+    evaluate.run(os.fspath(tmp_path))
+
+
+def test_unknown_step_lists_the_saved_steps(mocap_run):
+  _, workdir, _ = mocap_run
+  # Through the command line, as a user meets it: a short message, no traceback.
+  command = [sys.executable, '-m', 'landmarks_jax.evaluate', f'--workdir={workdir}', '--step=7']
+  result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 1
+  assert 'No checkpoint of step 7' in result.stderr and f'saved steps: [{SAVED_STEP}]' in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def test_config_that_does_not_fit_the_checkpoint_names_the_fix(mocap_run):
+  config, workdir, _ = mocap_run
+  other = test_config.get_config()
+  other.data_dir = config.data_dir
+  other.n_landmarks = config.n_landmarks + 1
+  expected = r'(?s)does not fit.*is \(.*\) in the checkpoint but .*config\.json'
+  with pytest.raises(landmark_eval.VariablesMismatch, match=expected):
+    evaluate.run(workdir, config=other)
+  variables, step = landmark_eval.load_variables(workdir)
+  assert step == SAVED_STEP
+  landmark_eval.check_variables(config, variables)  # The run's own config fits.
+
+
+def test_trained_run_evaluates_end_to_end(bbc_run):
+  from landmarks_jax import train  # pylint: disable=g-import-not-at-top
+  config, bbc_workdir, fake, _ = bbc_run
+  config = config.copy_and_resolve_references()
+  config.num_train_steps = 2
+  config.save_every_steps = 2
+  config.eval_at_end = False
+  config.val_every_steps = -1
+  config.log_images_every_steps = 0
+  workdir = os.path.join(os.path.dirname(bbc_workdir), 'trained')
+  train.train_and_evaluate(config, workdir)
+  metrics = evaluate.run(workdir)
+  assert metrics == _read_metrics(workdir)
+  assert metrics['step'] == 2
+  assert metrics['num_examples'] == {split: len(fake.records[split]) for split in SPLITS}
+  test_pred = scipy.io.loadmat(os.path.join(workdir, 'eval', 'preds_test.mat'))['my_pred']
+  assert test_pred.shape == (2, 7, len(fake.records['test']))
+  assert metrics['test']['accuracy'] == pytest.approx(_toolkit_accuracy(test_pred, fake.test_ground_truth()))
+  assert os.path.exists(os.path.join(workdir, 'eval', 'preds_val.mat'))
