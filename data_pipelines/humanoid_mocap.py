@@ -10,7 +10,8 @@ photos that training never uses, so evaluation measures generalisation to unseen
 
 Examples follow the project's shared features: 'image' (PNG), 'mask' (PNG, 255 on the body), 'video' (an id
 unique across splits), 'frame' (the frame number in the clip's playback at 30 fps), 'frame_index' (position
-within the video), 'joints' (15, 2) pixels (x, y), 'train_box' = 'eval_box' = the whole frame. The metadata
+within the video), 'joints' (15, 2) pixels (x, y), and 'train_box' = 'eval_box' = a square around the body
+(`body_box`: around the silhouette's bounding box, clipped to the frame). The metadata
 holds 'videos' {split: [[video, first_record, num_frames], ...]}, 'joint_names', 'joint_parents' and
 'subjects' {split: [plan of each video]} (clip, start, part colours, photo crop, camera, light).
 
@@ -211,6 +212,25 @@ def video_table(plans):
   return table
 
 
+# The crop around a body: a square this many times the larger side of the silhouette's bounding box, never
+# less than this fraction of the frame.
+BOX_SCALE = 1.15
+MIN_BOX_FRACTION = 0.35
+
+
+def body_box(mask, size):
+  """A square (x_min, y_min, x_max, y_max) around the mask's (H, W) foreground, clipped to the frame.
+
+  Box edges are pixel edges: a foreground pixel at column c spans [c, c + 1).
+  """
+  rows, columns = np.nonzero(mask)
+  low = np.array([columns.min(), rows.min()], np.float64)
+  high = np.array([columns.max(), rows.max()], np.float64) + 1.0
+  centre = (low + high) / 2
+  half = max(float((high - low).max()) * BOX_SCALE, MIN_BOX_FRACTION * size) / 2
+  return np.clip(np.concatenate([centre - half, centre + half]), 0.0, float(size)).astype(np.float32)
+
+
 def _png(array):
   """PNG bytes of an (H, W, 3) or (H, W, 1) uint8 array."""
   buffer = io.BytesIO()
@@ -221,8 +241,11 @@ def _png(array):
 class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
   """Rendered humanoid motion capture with 15 joints, masks and photo backgrounds; no download."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Train, validation and test videos of the 15 DeepMimic clips.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'Train, validation and test videos of the 15 DeepMimic clips.',
+      '1.1.0': 'Crop boxes around the body instead of the whole frame.',
+  }
   BUILDER_CONFIGS = list(VARIANTS.values())
   # TFDS looks for download checksums beside the builder's code, which for a builder inside a package needs
   # `importlib_resources`, absent on Python 3.11; this dataset downloads nothing.
@@ -267,12 +290,12 @@ class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, plans):
     size = self.builder_config.image_size
-    box = np.array([0.0, 0.0, size, size], np.float32)
     renderer = humanoid_render.HumanoidRenderer()
     try:
       record = 0  # Integer keys in record order: with shuffling disabled TFDS writes records sorted by key.
       for plan in plans:
         for frame_index, frame in enumerate(humanoid_render.render_video(renderer, plan, size)):
+          box = body_box(frame.mask[..., 0], size)
           yield record, {
               'image': _png(frame.image),
               'mask': _png(frame.mask),

@@ -142,10 +142,33 @@ def test_boxes_and_frame_size(tiny):
   for split in humanoid_mocap.SPLITS:
     assert data[split]['image'].shape[1:] == (TINY_SIZE, TINY_SIZE, 3)
     assert data[split]['mask'].shape[1:] == (TINY_SIZE, TINY_SIZE)
-    full_frame = np.array([0, 0, TINY_SIZE, TINY_SIZE], np.float32)
-    boxes = data[split]['train_box']
-    np.testing.assert_array_equal(boxes, np.broadcast_to(full_frame, boxes.shape))
-    np.testing.assert_array_equal(data[split]['eval_box'], data[split]['train_box'])
+    boxes, joints = data[split]['train_box'], data[split]['joints']
+    np.testing.assert_array_equal(data[split]['eval_box'], boxes)
+    assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, 2:] <= TINY_SIZE)
+    # Every joint and every mask pixel lies inside its frame's box.
+    assert np.all(joints >= boxes[:, None, :2]) and np.all(joints <= boxes[:, None, 2:])
+    for box, mask in zip(boxes, data[split]['mask']):
+      rows, columns = np.nonzero(mask)
+      assert columns.min() >= box[0] and columns.max() + 1 <= box[2]
+      assert rows.min() >= box[1] and rows.max() + 1 <= box[3]
+    # Square unless clipped at the frame's edge, and tighter than the frame on average.
+    sides = boxes[:, 2:] - boxes[:, :2]
+    unclipped = np.all((boxes[:, :2] > 0) & (boxes[:, 2:] < TINY_SIZE), axis=1)
+    np.testing.assert_allclose(sides[unclipped, 0], sides[unclipped, 1], rtol=1e-5)
+    assert sides.mean() < 0.9 * TINY_SIZE
+
+
+def test_body_box_rule():
+  mask = np.zeros((100, 100), np.uint8)
+  mask[30:70, 40:60] = 255  # a 20 x 40 silhouette centred on (50, 50)
+  np.testing.assert_allclose(humanoid_mocap.body_box(mask, 100), [27.0, 27.0, 73.0, 73.0])
+  corner = np.zeros((100, 100), np.uint8)
+  corner[0:40, 0:20] = 255  # the same silhouette at the frame's corner: clipped
+  np.testing.assert_allclose(humanoid_mocap.body_box(corner, 100), [0.0, 0.0, 33.0, 43.0])
+  dot = np.zeros((100, 100), np.uint8)
+  dot[50, 50] = 255  # never smaller than 35% of the frame
+  box = humanoid_mocap.body_box(dot, 100)
+  np.testing.assert_allclose(box[2:] - box[:2], [35.0, 35.0], rtol=1e-6)
 
 
 def test_joints_inside_frame_and_on_the_body(tiny):
