@@ -33,6 +33,8 @@ from PIL import Image
 import scipy.io
 import tensorflow_datasets as tfds
 
+from landmarks_jax.data_pipelines import frame_dataset
+
 JOINT_NAMES = (
     'head',
     'right_wrist',
@@ -308,32 +310,16 @@ class BbcPose(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Train (videos 1-10), validation (11-15) and test (results.mat) splits.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  # TFDS looks for a download-checksums file beside the builder's code, and for a builder inside a package
-  # that lookup needs `importlib_resources`, absent on Python 3.11. A manual download has no checksums.
-  code_path = None
+  code_path = None  # No download checksums to look up (see frame_dataset.py).
 
   def _info(self):
-    features = tfds.features.FeaturesDict({
-        'image': tfds.features.Image(shape=(None, None, 3), encoding_format='jpeg'),
-        'video': tfds.features.Scalar(np.int32),
-        'frame': tfds.features.Scalar(np.int32),
-        'frame_index': tfds.features.Scalar(np.int32),
-        'joints': tfds.features.Tensor(shape=(NUM_JOINTS, 2), dtype=np.float32),
-        'train_box': tfds.features.Tensor(shape=(4,), dtype=np.float32),
-        'eval_box': tfds.features.Tensor(shape=(4,), dtype=np.float32),
-    })
-    metadata = tfds.core.MetadataDict()
-    metadata['joint_names'] = list(JOINT_NAMES)
-    return tfds.core.DatasetInfo(
-        builder=self,
+    return frame_dataset.frame_dataset_info(
+        self, frame_dataset.frame_features('jpeg', NUM_JOINTS), JOINT_NAMES,
         description=(
             'BBC Pose: sign-language interpreters in BBC broadcasts, 20 videos, with head, wrist, elbow '
             'and shoulder positions (x, y pixels) per annotated frame and the crop boxes of the '
             'unsupervised-landmark evaluation protocol.'
         ),
-        features=features,
-        metadata=metadata,
-        disable_shuffling=True,
         homepage=_HOMEPAGE,
         citation=_CITATION,
     )

@@ -39,6 +39,7 @@ from PIL import Image
 from PIL import ImageDraw
 import tensorflow_datasets as tfds
 
+from landmarks_jax.data_pipelines import frame_dataset
 from landmarks_jax.data_pipelines import humanoid_render
 
 JOINT_NAMES = humanoid_render.JOINT_NAMES
@@ -247,31 +248,12 @@ class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
       '1.1.0': 'Crop boxes around the body instead of the whole frame.',
   }
   BUILDER_CONFIGS = list(VARIANTS.values())
-  # TFDS looks for download checksums beside the builder's code, which for a builder inside a package needs
-  # `importlib_resources`, absent on Python 3.11; this dataset downloads nothing.
-  code_path = None
+  code_path = None  # No download checksums to look up (see frame_dataset.py).
 
   def _info(self):
-    features = tfds.features.FeaturesDict({
-        'image': tfds.features.Image(shape=(None, None, 3), encoding_format='png'),
-        'mask': tfds.features.Image(shape=(None, None, 1), encoding_format='png'),
-        'video': tfds.features.Scalar(np.int32),
-        'frame': tfds.features.Scalar(np.int32),
-        'frame_index': tfds.features.Scalar(np.int32),
-        'joints': tfds.features.Tensor(shape=(NUM_JOINTS, 2), dtype=np.float32),
-        'train_box': tfds.features.Tensor(shape=(4,), dtype=np.float32),
-        'eval_box': tfds.features.Tensor(shape=(4,), dtype=np.float32),
-    })
-    metadata = tfds.core.MetadataDict()
-    metadata['joint_names'] = list(JOINT_NAMES)
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=_DESCRIPTION,
-        features=features,
-        metadata=metadata,
-        disable_shuffling=True,
-        homepage='https://github.com/bulletphysics/bullet3',
-    )
+    return frame_dataset.frame_dataset_info(
+        self, frame_dataset.frame_features('png', NUM_JOINTS, with_mask=True), JOINT_NAMES,
+        description=_DESCRIPTION, homepage='https://github.com/bulletphysics/bullet3')
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Everything comes from pybullet_data and scikit-image.
