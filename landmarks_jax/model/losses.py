@@ -16,12 +16,11 @@ def perceptual_loss(features_fn: Callable[[jax.Array], Sequence[jax.Array]], pre
   """Weighted sum of the MSE between VGG taps of prediction and target, plus the MSE of the pixels.
 
   As in the original, the prediction is zeroed wherever the target is exactly 0 before either is compared.
-  Prediction and target go through the network as one batch.
+  The target's features are constants: no gradient flows into them, so none is computed.
   """
   prediction = jnp.where(target == 0, 0.0, prediction)
-  b = prediction.shape[0]
-  features = features_fn(jnp.concatenate([prediction, target], axis=0))
-  pairs = [(f[:b], f[b:]) for f in features] + [(prediction, target)]
+  target_features = jax.lax.stop_gradient(features_fn(target))
+  pairs = list(zip(features_fn(prediction), target_features)) + [(prediction, target)]
   weights = REDUCED_WEIGHTS if reduced_weights else UNIFORM_WEIGHTS
   return sum(w * jnp.mean(jnp.square(p - t)) for w, (p, t) in zip(weights, pairs))
 
