@@ -67,13 +67,15 @@ def get_config():
   config.use_fg_bg_mask = False  # Factor the image into foreground (masked) and background.
   config.low_res_mask = False  # Predict the foreground mask at quarter resolution.
 
-  # --- Widths the original hard-codes; the defaults reproduce it exactly. ---
+  # --- Widths and warp constants the original hard-codes; the defaults reproduce it exactly. ---
   config.shape_decoder_widths = (512, 256, 128)  # Shape encoder U-Net decoder widths.
   config.appearance_decoder_width = 64  # Appearance encoder U-Net decoder width.
   config.background_filters = 32  # Background U-Net first-layer filters.
   config.background_decoder_widths = (32, 64, 128)  # Background U-Net decoder widths.
   config.mask_filters = 32  # Foreground-mask U-Net first-layer filters.
   config.mask_decoder_widths = (32, 32, 32)  # Foreground-mask U-Net decoder widths.
+  config.tps_margin = 10.0  # TPS warp: distance in pixels of the outer control points from the image edge.
+  config.tps_perturb = 2.0  # TPS warp: each control point moves by up to this many pixels in x and y.
   config.low_res_mask_width = 32  # Decoder width of the quarter-resolution mask U-Net.
   config.spade_hidden = 128  # Hidden width of SPADE's modulation convolutions.
 

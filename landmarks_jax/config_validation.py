@@ -60,6 +60,10 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
   for name in ('trans', 'scale', 'rot'):
     if config[f'{name}_lb'] > config[f'{name}_ub']:
       raise ConfigError(f'config.{name}_lb must not exceed config.{name}_ub.')
+  if config.tps_perturb < 0 or not 0 <= 2 * config.tps_margin < config.img_size:
+    raise ConfigError(f'config.tps_perturb must be non-negative and config.tps_margin must leave room for the '
+                      f'control grid (0 <= 2 * tps_margin < img_size = {config.img_size}); got '
+                      f'tps_margin={config.tps_margin}, tps_perturb={config.tps_perturb}.')
   if not 0.0 < config.val_frac <= 1.0:
     raise ConfigError(f'config.val_frac must lie in (0, 1], got {config.val_frac}.')
   if config.num_workers < 1:

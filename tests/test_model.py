@@ -136,6 +136,8 @@ def test_avg_pool_excludes_padding():
     ('dataset', 'imagenet', 'dataset must be one of'),
     ('vgg', 'resnet', 'vgg must be one of'),
     ('shape_decoder_widths', (8, 8), 'shape_decoder_widths'),
+    ('tps_margin', 16.0, 'tps_margin'),
+    ('tps_perturb', -1.0, 'tps_perturb'),
 ])
 def test_config_validation_names_the_problem(name, value, message):
   config = test_config.get_config()

@@ -39,7 +39,8 @@ def _batch(seed=0, batch=3):
 def _warp_with_the_documented_key(rng, images, config):
   warp_key = jax.random.split(rng, 3)[2]
   return tps.random_tps_warp(warp_key, images, (config.rot_lb, config.rot_ub), (config.scale_lb, config.scale_ub),
-                             (config.trans_lb, config.trans_ub))
+                             (config.trans_lb, config.trans_ub), perturb=config.tps_perturb,
+                             margin=config.tps_margin)
 
 
 def test_without_jitter_and_warp_ranges_the_inputs_are_the_target():
@@ -53,6 +54,18 @@ def test_without_jitter_and_warp_ranges_the_inputs_are_the_target():
   np.testing.assert_allclose(np.asarray(out['input_b']), np.asarray(batch['target']), atol=0.25)
   np.testing.assert_allclose(np.asarray(out['input_b']),
                              np.asarray(_warp_with_the_documented_key(rng, batch['target'], config)), atol=1e-6)
+
+
+def test_warp_constants_come_from_the_config():
+  batch, rng = _batch(3), jax.random.PRNGKey(3)
+  still = pairs.make_training_inputs(rng, batch, _zero_warp(color_jitter=False, tps_perturb=0.0))
+  np.testing.assert_allclose(np.asarray(still['input_b']), np.asarray(batch['target']), atol=1e-5)
+  config = _config(color_jitter=False, tps_margin=4.0, tps_perturb=1.0)
+  moved = pairs.make_training_inputs(rng, batch, config)
+  np.testing.assert_allclose(np.asarray(moved['input_b']),
+                             np.asarray(_warp_with_the_documented_key(rng, batch['target'], config)), atol=1e-6)
+  default = pairs.make_training_inputs(rng, batch, _config(color_jitter=False))
+  assert np.abs(np.asarray(moved['input_b']) - np.asarray(default['input_b'])).max() > 1e-2
 
 
 def test_jitter_changes_input_a_but_input_b_warps_the_unjittered_target():

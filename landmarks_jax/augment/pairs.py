@@ -22,8 +22,8 @@ def make_training_inputs(rng: jax.Array, batch: Mapping[str, jax.Array], config:
   Args:
     rng: PRNG key, different per step and device.
     batch: 'target' and 'input_temporal', (B, H, W, 3) in [-1, 1]; other entries pass through unchanged.
-    config: ConfigDict with color_jitter, color_jitter_targets, rot_lb, rot_ub, scale_lb, scale_ub, trans_lb
-      and trans_ub.
+    config: ConfigDict with color_jitter, color_jitter_targets, rot_lb, rot_ub, scale_lb, scale_ub, trans_lb,
+      trans_ub, tps_margin and tps_perturb.
 
   Returns:
     The batch's entries with 'target', 'input_a', 'input_b' and 'input_temporal', each (B, H, W, 3).
@@ -39,5 +39,6 @@ def make_training_inputs(rng: jax.Array, batch: Mapping[str, jax.Array], config:
   input_a = color_jitter_lib.color_jitter(jitter_key, target) if config.color_jitter else target
   input_b = tps.random_tps_warp(warp_key, target, rot_range=(config.rot_lb, config.rot_ub),
                                 scale_range=(config.scale_lb, config.scale_ub),
-                                trans_range=(config.trans_lb, config.trans_ub))
+                                trans_range=(config.trans_lb, config.trans_ub), perturb=config.tps_perturb,
+                                margin=config.tps_margin)
   return {**batch, 'target': target, 'input_a': input_a, 'input_b': input_b, 'input_temporal': temporal}
