@@ -8,6 +8,7 @@ import pytest
 
 from landmarks_jax import config_validation
 from landmarks_jax.configs import bbc
+from landmarks_jax.configs import humanoid_mocap as humanoid_mocap_config
 from landmarks_jax.configs import test as test_config
 from landmarks_jax.model import initialization
 from landmarks_jax.model import resize
@@ -152,3 +153,12 @@ def test_training_needs_temporal_or_warped():
   with pytest.raises(config_validation.ConfigError, match='use_temporal'):
     config_validation.validate_training_config(config)
   config_validation.validate_model_config(config)  # the model alone is fine
+
+
+def test_the_embedded_dataset_config_is_valid_and_builds():
+  config = humanoid_mocap_config.get_config()
+  config_validation.validate_training_config(config)
+  model = model_from_config(config)
+  image = jnp.zeros((1, config.img_size, config.img_size, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), image, image))
+  assert 0 < count_params(variables) < 31_636_957 // 5  # Far narrower than configs/bbc.py with masks.

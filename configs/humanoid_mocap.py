@@ -1,0 +1,48 @@
+"""The embedded default: the humanoid motion-capture dataset, sized for a laptop CPU.
+
+  python -m landmarks_jax.main --config=configs/humanoid_mocap.py --workdir=runs/mocap
+
+The first run renders the dataset (under a minute), then trains for about a quarter of an hour on 2 CPU
+cores and evaluates the landmarks against the ground-truth joints and masks, beside the mean-pose and
+all-foreground floors. The model and its recipe are BBC Pose's (temporal pairs, foreground masks, reduced
+perceptual weights, no gradient clipping) at 64 px with narrow networks. That is a smoke run of the whole
+pipeline: landmarks that beat the floors clearly need many more steps (README, "The embedded dataset").
+Raise num_train_steps, img_size and the widths toward configs/bbc.py on a GPU.
+"""
+
+from landmarks_jax.configs import default
+
+
+def get_config():
+  """Returns the embedded-dataset configuration."""
+  config = default.get_config()
+  config.dataset = 'humanoid_mocap'
+  config.dataset_variant = 'full'
+  config.img_size = 64
+  config.n_landmarks = 16
+  config.batch_size = 8
+  config.use_temporal = True
+  config.use_warped = False
+  config.use_fg_bg_mask = True
+  config.use_gan = False
+  config.learning_rate = 1e-3
+  config.no_grad_clip = True
+  config.reduced_w = True
+  # Narrow networks: the original's widths divided by 2 to 8.
+  config.nsf = 8
+  config.naf = 16
+  config.shape_decoder_widths = (64, 64, 32)
+  config.appearance_decoder_width = 32
+  config.n_filters = 16
+  config.ngc = 16
+  config.spade_hidden = 32
+  config.background_filters = 8
+  config.background_decoder_widths = (16, 16, 16)
+  config.mask_filters = 8
+  config.mask_decoder_widths = (16, 16, 16)
+  config.num_train_steps = 1400
+  config.log_every_steps = 100
+  config.log_images_every_steps = 500
+  config.val_every_steps = 1400
+  config.save_every_steps = 500
+  return config
