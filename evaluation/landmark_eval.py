@@ -281,6 +281,28 @@ def metrics_record(config: ml_collections.ConfigDict, step: int, dumps: Mapping[
   }
 
 
+def summary(metrics: Mapping[str, Any]) -> str:
+  """A few lines a person reads: each split's score beside its floor, and the mask IoU beside all-foreground."""
+  lines = [f"Landmarks at step {metrics['step']} ({metrics['dataset']}, {metrics['n_landmarks']} landmarks), "
+           'linearly regressed to the joints:']
+  for split in ('validation', 'test'):
+    scores = metrics.get(split)
+    if not scores:
+      continue
+    floor = scores['baseline']
+    if 'accuracy' in scores:
+      lines.append(f"  {split}: {scores['accuracy']:.1%} of joints within 6 px "
+                   f"(mean training pose: {floor['accuracy']:.1%})")
+      continue
+    line = (f"  {split}: mean joint error {scores['mean_pixel_error']:.2f} px, {scores['error_ratio']:.2f} x the "
+            f"mean training pose's {floor['mean_pixel_error']:.2f} px; PCK@0.1 {scores['pck']['0.1']:.1%} "
+            f"(mean pose: {floor['pck']['0.1']:.1%})")
+    if 'mask_iou' in scores:
+      line += f"; foreground IoU {scores['mask_iou']:.3f} (all-foreground: {floor['mask_iou']:.3f})"
+    lines.append(line)
+  return '\n'.join(lines)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Files.
 

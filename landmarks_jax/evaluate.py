@@ -52,6 +52,7 @@ def main(argv: Sequence[str]) -> None:
     raise SystemExit(f'Error: {error}') from error
   if jax.process_index() == 0:
     print(json.dumps(metrics, indent=2))
+    print(landmark_eval.summary(metrics))
 
 
 if __name__ == '__main__':

@@ -40,7 +40,11 @@ def main(argv):
     jax.config.update('jax_compilation_cache_dir', _XLA_CACHE.value)
   logging.info('JAX process %d of %d; %d local devices, %d in all (%s).', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices()[0].platform)
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  metrics = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if metrics is not None and jax.process_index() == 0:
+    from landmarks_jax.evaluation import landmark_eval  # pylint: disable=g-import-not-at-top
+    print(landmark_eval.summary(metrics))
+    print(f'All figures: {os.path.join(_WORKDIR.value, landmark_eval.EVAL_DIR, landmark_eval.METRICS_FILE)}')
 
 
 def run():

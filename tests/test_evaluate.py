@@ -121,6 +121,25 @@ def test_mocap_pictures_open(mocap_run):
   assert not os.path.exists(os.path.join(eval_dir, 'preds_test.mat'))
 
 
+def test_summary_puts_each_score_beside_its_floor(mocap_run):
+  _, _, metrics = mocap_run
+  lines = landmark_eval.summary(metrics).splitlines()
+  assert f"step {metrics['step']}" in lines[0]
+  test_line = next(line for line in lines if line.strip().startswith('test:'))
+  test = metrics['test']
+  for value in (f"{test['mean_pixel_error']:.2f} px", f"{test['error_ratio']:.2f} x",
+                f"{test['baseline']['mean_pixel_error']:.2f} px", f"IoU {test['mask_iou']:.3f}",
+                f"all-foreground: {test['baseline']['mask_iou']:.3f}"):
+    assert value in test_line
+
+
+def test_bbc_summary_gives_the_accuracy():
+  scores = {'accuracy': 0.625, 'baseline': {'accuracy': 0.25}}
+  text = landmark_eval.summary({'step': 3, 'dataset': 'bbc_pose', 'n_landmarks': 4, 'test': scores})
+  assert 'test: 62.5% of joints within 6 px (mean training pose: 25.0%)' in text
+  assert 'validation' not in text
+
+
 def test_bbc_metrics_and_toolkit_files(bbc_run):
   config, workdir, fake, metrics = bbc_run
   assert _read_metrics(workdir) == metrics

@@ -167,6 +167,23 @@ def test_config_overrides_on_the_command_line(monkeypatch, tmp_path):
     config.no_such_option = 1  # lock_config: typos are errors, not new options
 
 
+def test_main_prints_the_final_evaluation(monkeypatch, tmp_path, capsys):
+  from landmarks_jax import main  # pylint: disable=g-import-not-at-top
+  metrics = {'step': 4, 'dataset': 'bbc_pose', 'n_landmarks': 4,
+             'test': {'accuracy': 0.5, 'baseline': {'accuracy': 0.125}}}
+  monkeypatch.setattr(train, 'train_and_evaluate', lambda config, workdir: metrics)
+  argv = ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}', '--xla_cache_dir=']
+  monkeypatch.setattr(sys, 'argv', argv)
+  try:
+    flags.FLAGS(argv)
+    main.main(['main'])
+  finally:
+    flags.FLAGS.unparse_flags()
+  printed = capsys.readouterr().out
+  assert 'test: 50.0% of joints within 6 px (mean training pose: 12.5%)' in printed
+  assert os.path.join(str(tmp_path), 'eval', 'metrics.json') in printed
+
+
 def test_command_line_trains_writes_events_and_resumes(data_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   command = [sys.executable, '-m', 'landmarks_jax.main', f'--config={REPO}/configs/test.py',
