@@ -17,9 +17,15 @@ from ml_collections import config_flags
 from landmarks_jax import datasets
 from landmarks_jax import input_pipeline
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
-_NUM_BATCHES = flags.DEFINE_integer('num_batches', 50, 'Batches to time after the first.')
-_NUM_LOCAL_DEVICES = flags.DEFINE_integer('num_local_devices', 1, 'Local devices the batches are shaped for.')
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The command's flags; defined when it runs, so that importing this module leaves absl's flags alone."""
+  config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
+  flags.DEFINE_integer('num_batches', 50, 'Batches to time after the first.')
+  flags.DEFINE_integer('num_local_devices', 1, 'Local devices the batches are shaped for.')
+  flags.mark_flags_as_required(['config'])
 
 
 def benchmark(config, num_batches: int, num_local_devices: int) -> dict:
@@ -50,9 +56,9 @@ def benchmark(config, num_batches: int, num_local_devices: int) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  print(json.dumps(benchmark(_CONFIG.value, _NUM_BATCHES.value, _NUM_LOCAL_DEVICES.value)))
+  print(json.dumps(benchmark(FLAGS.config, FLAGS.num_batches, FLAGS.num_local_devices)))
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['config'])
+  define_flags()
   app.run(main)

@@ -22,11 +22,16 @@ from landmarks_jax import config_validation
 from landmarks_jax import pretrained
 from landmarks_jax import train_state
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Configuration of the original run.', lock_config=True)
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, "The original's model checkpoint (checkpoint_N.ckpt).")
-_DISCRIMINATOR = flags.DEFINE_string('discriminator', None, "The original's discriminator checkpoint, if any.")
-_WORKDIR = flags.DEFINE_string('workdir', None, 'New workdir to write (must hold no checkpoint yet).')
-flags.mark_flags_as_required(['config', 'checkpoint', 'workdir'])
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The command's flags; defined when it runs, so that importing this module leaves absl's flags alone."""
+  config_flags.DEFINE_config_file('config', None, 'Configuration of the original run.', lock_config=True)
+  flags.DEFINE_string('checkpoint', None, "The original's model checkpoint (checkpoint_N.ckpt).")
+  flags.DEFINE_string('discriminator', None, "The original's discriminator checkpoint, if any.")
+  flags.DEFINE_string('workdir', None, 'New workdir to write (must hold no checkpoint yet).')
+  flags.mark_flags_as_required(['config', 'checkpoint', 'workdir'])
 
 
 def import_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, workdir: str,
@@ -55,9 +60,10 @@ def import_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, workdi
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  import_checkpoint(_CONFIG.value, _CHECKPOINT.value, _WORKDIR.value, _DISCRIMINATOR.value)
-  logging.info('Wrote %s: the weights of %s as step 0.', _WORKDIR.value, _CHECKPOINT.value)
+  import_checkpoint(FLAGS.config, FLAGS.checkpoint, FLAGS.workdir, FLAGS.discriminator)
+  logging.info('Wrote %s: the weights of %s as step 0.', FLAGS.workdir, FLAGS.checkpoint)
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
