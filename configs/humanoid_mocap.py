@@ -5,9 +5,9 @@
 The first run renders the dataset (under a minute), then trains for about a quarter of an hour on 2 CPU
 cores and evaluates the landmarks against the ground-truth joints and masks, beside the mean-pose and
 all-foreground floors. The model and its recipe are BBC Pose's (temporal pairs, foreground masks, reduced
-perceptual weights, no gradient clipping) at 64 px with narrow networks. That is a smoke run of the whole
-pipeline: landmarks that beat the floors clearly need many more steps (README, "The embedded dataset").
-Raise num_train_steps, img_size and the widths toward configs/bbc.py on a GPU.
+perceptual weights, no gradient clipping) at 64 px with narrow networks. In that time the landmarks do not
+yet beat the floors (README, "What the first command does, and what it reaches"); raise num_train_steps,
+img_size and the widths toward configs/bbc.py on a GPU.
 """
 
 from landmarks_jax.configs import default
