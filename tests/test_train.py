@@ -145,20 +145,25 @@ def test_schedule_falls_back_to_the_original_epochs():
   assert train.Schedule.from_config(config, steps_per_epoch=25).num_steps == 10
 
 
-def test_config_overrides_on_the_command_line(monkeypatch, tmp_path):
+def _run_main(monkeypatch, argv):
+  """Runs landmarks_jax.main's main() in this process with `argv` parsed as its command line."""
   from landmarks_jax import main  # pylint: disable=g-import-not-at-top
-  seen = {}
-  monkeypatch.setattr(train, 'train_and_evaluate', lambda config, workdir: seen.update(config=config,
-                                                                                          workdir=workdir))
-  argv = ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}', '--config.use_gan=False',
-          '--config.use_warped=false', '--config.color_jitter=True', '--config.n_landmarks=6',
-          '--config.learning_rate=0.002', '--config.shape_decoder_widths=(8,8,8)', '--xla_cache_dir=']
   monkeypatch.setattr(sys, 'argv', argv)  # config_flags reads its overrides from sys.argv
   try:
     flags.FLAGS(argv)
     main.main(['main'])
   finally:
     flags.FLAGS.unparse_flags()
+
+
+def test_config_overrides_on_the_command_line(monkeypatch, tmp_path):
+  seen = {}
+  monkeypatch.setattr(train, 'train_and_evaluate', lambda config, workdir: seen.update(config=config,
+                                                                                          workdir=workdir))
+  _run_main(monkeypatch, ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}',
+                           '--config.use_gan=False', '--config.use_warped=false', '--config.color_jitter=True',
+                           '--config.n_landmarks=6', '--config.learning_rate=0.002',
+                           '--config.shape_decoder_widths=(8,8,8)', '--xla_cache_dir='])
   config = seen['config']
   assert (config.use_gan, config.use_warped, config.color_jitter) == (False, False, True)
   assert (config.n_landmarks, config.learning_rate, tuple(config.shape_decoder_widths)) == (6, 0.002, (8, 8, 8))
@@ -168,17 +173,10 @@ def test_config_overrides_on_the_command_line(monkeypatch, tmp_path):
 
 
 def test_main_prints_the_final_evaluation(monkeypatch, tmp_path, capsys):
-  from landmarks_jax import main  # pylint: disable=g-import-not-at-top
   metrics = {'step': 4, 'dataset': 'bbc_pose', 'n_landmarks': 4,
              'test': {'accuracy': 0.5, 'baseline': {'accuracy': 0.125}}}
   monkeypatch.setattr(train, 'train_and_evaluate', lambda config, workdir: metrics)
-  argv = ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}', '--xla_cache_dir=']
-  monkeypatch.setattr(sys, 'argv', argv)
-  try:
-    flags.FLAGS(argv)
-    main.main(['main'])
-  finally:
-    flags.FLAGS.unparse_flags()
+  _run_main(monkeypatch, ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}', '--xla_cache_dir='])
   printed = capsys.readouterr().out
   assert 'test: 50.0% of joints within 6 px (mean training pose: 12.5%)' in printed
   assert os.path.join(str(tmp_path), 'eval', 'metrics.json') in printed
