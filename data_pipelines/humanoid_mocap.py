@@ -11,7 +11,7 @@ photos that training never uses, so evaluation measures generalisation to unseen
 Examples follow the project's shared features: 'image' (PNG), 'mask' (PNG, 255 on the body), 'video' (an id
 unique across splits), 'frame' (the frame number in the clip's playback at 30 fps), 'frame_index' (position
 within the video), 'joints' (15, 2) pixels (x, y), and 'train_box' = 'eval_box' = a square around the body
-(`body_box`: around the silhouette's bounding box, clipped to the frame). The metadata
+(`body_box`: around the silhouettes of all the video's frames, clipped to the frame). The metadata
 holds 'videos' {split: [[video, first_record, num_frames], ...]}, 'joint_names', 'joint_parents' and
 'subjects' {split: [plan of each video]} (clip, start, part colours, photo crop, camera, light).
 
@@ -213,18 +213,22 @@ def video_table(plans):
   return table
 
 
-# The crop around a body: a square this many times the larger side of the silhouette's bounding box, never
-# less than this fraction of the frame.
+# The crop of a video: a square this many times the larger side of the bounding box of the body's silhouettes
+# in all its frames, never less than this fraction of the frame. One crop a video, as a fixed camera frames a
+# scene: the body moves inside it, and the backdrop stays where it is.
 BOX_SCALE = 1.15
 MIN_BOX_FRACTION = 0.35
 
 
-def body_box(mask, size):
-  """A square (x_min, y_min, x_max, y_max) around the mask's (H, W) foreground, clipped to the frame.
+def body_box(masks, size):
+  """A square (x_min, y_min, x_max, y_max) around the foreground of one (H, W) mask or of all (N, H, W) masks
+  together, clipped to the frame.
 
   Box edges are pixel edges: a foreground pixel at column c spans [c, c + 1).
   """
-  rows, columns = np.nonzero(mask)
+  masks = np.asarray(masks)
+  foreground = masks.reshape((-1,) + masks.shape[-2:]).any(axis=0)
+  rows, columns = np.nonzero(foreground)
   low = np.array([columns.min(), rows.min()], np.float64)
   high = np.array([columns.max(), rows.max()], np.float64) + 1.0
   centre = (low + high) / 2
@@ -242,10 +246,11 @@ def _png(array):
 class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
   """Rendered humanoid motion capture with 15 joints, masks and photo backgrounds; no download."""
 
-  VERSION = tfds.core.Version('1.1.0')
+  VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {
       '1.0.0': 'Train, validation and test videos of the 15 DeepMimic clips.',
       '1.1.0': 'Crop boxes around the body instead of the whole frame.',
+      '1.2.0': 'One crop box a video, around the body in all its frames; backdrops out of focus.',
   }
   BUILDER_CONFIGS = list(VARIANTS.values())
   code_path = None  # No download checksums to look up (see frame_dataset.py).
@@ -276,8 +281,9 @@ class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
     try:
       record = 0  # Integer keys in record order: with shuffling disabled TFDS writes records sorted by key.
       for plan in plans:
-        for frame_index, frame in enumerate(humanoid_render.render_video(renderer, plan, size)):
-          box = body_box(frame.mask[..., 0], size)
+        frames = list(humanoid_render.render_video(renderer, plan, size))
+        box = body_box(np.stack([frame.mask[..., 0] for frame in frames]), size)
+        for frame_index, frame in enumerate(frames):
           yield record, {
               'image': _png(frame.image),
               'mask': _png(frame.mask),

@@ -21,6 +21,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image
+from PIL import ImageFilter
 import pybullet
 import pybullet_data
 from pybullet_utils import bullet_client
@@ -78,6 +79,9 @@ _SUPERSAMPLE = 2
 # The camera aims at the root averaged over this many frames on either side, so the body moves a little in
 # the frame instead of the pelvis being pinned to its centre.
 _TARGET_HALF_WINDOW = 8
+# The backdrop is out of focus: a Gaussian blur of this fraction of the frame's side (3 pixels at 128). The
+# photo still differs from video to video, but its fine texture no longer outweighs the body in the images.
+BACKDROP_BLUR = 0.025
 
 # A keyframe of the clip files, after the leading duration: root position (3), root orientation (w, x, y, z),
 # then the 12 driven joints in this order, each a quaternion (w, x, y, z) or, for knees and elbows, an angle.
@@ -449,7 +453,7 @@ def load_photo(name: str) -> np.ndarray:
 
 
 def backdrop_image(backdrop: Backdrop, size: int) -> np.ndarray:
-  """The backdrop's crop of its photo, resized to (size, size, 3) uint8."""
+  """The backdrop's crop of its photo, resized to (size, size, 3) uint8 and blurred as if out of focus."""
   photo = load_photo(backdrop.photo)
   height, width = photo.shape[:2]
   side = max(1, int(round(backdrop.side * min(height, width))))
@@ -459,7 +463,7 @@ def backdrop_image(backdrop: Backdrop, size: int) -> np.ndarray:
   if backdrop.flip:
     crop = crop[:, ::-1]
   resized = Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.LANCZOS)
-  return np.asarray(resized, np.uint8)
+  return np.asarray(resized.filter(ImageFilter.GaussianBlur(BACKDROP_BLUR * size)), np.uint8)
 
 
 def _smooth(points: np.ndarray, half_window: int) -> np.ndarray:
