@@ -22,12 +22,20 @@ def get_config():
   config.n_landmarks = 16
   config.batch_size = 8
   config.use_temporal = True
+  # Partners 15 to 59 frames apart (0.5 to 2 s): the body moves enough that copying the partner's frame
+  # cannot explain it, and the landmarks must.
+  config.temporal_range = (15, 60)
   config.use_warped = False
   config.use_fg_bg_mask = True
   config.use_gan = False
   config.learning_rate = 1e-3
   config.no_grad_clip = True
   config.reduced_w = True
+  # Sharp Gaussians of fixed size, with configs/bbc's original value, and a mask trained only through the
+  # blend: the generator, not the background network, learns to draw the body, so the mask covers it.
+  config.use_identity_covariance = True
+  config.fixed_covar = 0.008
+  config.bg_mask_stop_gradient = True
   # Narrow networks: the original's widths divided by 2 to 8.
   config.nsf = 8
   config.naf = 16
