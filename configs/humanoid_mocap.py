@@ -31,11 +31,6 @@ def get_config():
   config.learning_rate = 1e-3
   config.no_grad_clip = True
   config.reduced_w = True
-  # Sharp Gaussians of fixed size, with configs/bbc's original value, and a mask trained only through the
-  # blend: the generator, not the background network, learns to draw the body, so the mask covers it.
-  config.use_identity_covariance = True
-  config.fixed_covar = 0.008
-  config.bg_mask_stop_gradient = True
   # Narrow networks: the original's widths divided by 2 to 8.
   config.nsf = 8
   config.naf = 16

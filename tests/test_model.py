@@ -42,30 +42,6 @@ def test_discriminator_parameter_count_equals_the_original():
   assert count_params(variables) == 5_529_474
 
 
-@pytest.mark.parametrize('stop_gradient', [False, True])
-def test_bg_mask_stop_gradient_cuts_only_the_background_path_into_the_mask(stop_gradient):
-  config = test_config.get_config()
-  config.bg_mask_stop_gradient = stop_gradient
-  model = model_from_config(config)
-  a = jax.random.uniform(jax.random.PRNGKey(1), (2, 32, 32, 3), minval=-1, maxval=1)
-  b = jax.random.uniform(jax.random.PRNGKey(2), (2, 32, 32, 3), minval=-1, maxval=1)
-  variables = initialization.init_variables(model, 0, a, b)
-
-  def mask_net_gradient(output):
-    loss = lambda params: jnp.sum(model.apply(dict(variables, params=params), a, b)[output] ** 2)
-    gradient = jax.grad(loss)(variables['params'])['fg_mask_net']
-    return sum(float(jnp.sum(jnp.abs(x))) for x in jax.tree_util.tree_leaves(gradient))
-
-  # The background reconstruction reaches the mask network only through input_b's mask.
-  if stop_gradient:
-    assert mask_net_gradient('background_recon') == 0.0
-  else:
-    assert mask_net_gradient('background_recon') > 0.0
-  assert mask_net_gradient('reconstruction') > 0.0
-  reference = model_from_config(test_config.get_config()).apply(variables, a, b)['reconstruction']
-  np.testing.assert_allclose(model.apply(variables, a, b)['reconstruction'], reference, rtol=1e-6, atol=1e-6)
-
-
 @pytest.mark.parametrize('identity, low_res', [(False, False), (True, True)])
 def test_output_shapes(identity, low_res):
   config = test_config.get_config()

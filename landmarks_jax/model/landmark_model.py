@@ -4,8 +4,7 @@ input_a (pose source, colour-jittered) and input_b (appearance source: a warped 
 video) go through one shape encoder; input_a's landmarks, rendered as Gaussians, condition the SPADE generator;
 input_b's per-part appearance, pooled with its own part maps, is projected onto input_a's Gaussians. With
 foreground masks, a mask network on the Gaussians blends the generator's foreground with a background U-Net's
-reconstruction of input_b's unmasked pixels (with bg_mask_stop_gradient, input_b's mask hides pixels from the
-background U-Net without being trained by it).
+reconstruction of input_b's unmasked pixels.
 """
 
 from typing import Sequence
@@ -47,7 +46,6 @@ class LandmarkModel(nn.Module):
   mask_decoder_widths: Sequence[int] = (32, 32, 32)
   low_res_mask_width: int = 32
   spade_hidden: int = 128
-  bg_mask_stop_gradient: bool = False
 
   def setup(self):
     self.shape_encoder = UNet(tuple(self.shape_decoder_widths) + (self.n_landmarks,), 4, 3, self.nsf)
@@ -105,8 +103,7 @@ class LandmarkModel(nn.Module):
     if self.use_fg_bg_mask:
       masks = self._foreground_mask(maps)
       mask_a, mask_b = masks[:b], masks[b:]
-      hide = jax.lax.stop_gradient(mask_b) if self.bg_mask_stop_gradient else mask_b
-      background = self.bg_net((1.0 - hide) * input_b)
+      background = self.bg_net((1.0 - mask_b) * input_b)
       outputs.update({
           'reconstruction': background * (1.0 - mask_a) + decoded * mask_a,
           'background_recon': background,
@@ -120,7 +117,7 @@ class LandmarkModel(nn.Module):
 MODEL_FIELDS = ('n_landmarks', 'n_filters', 'img_size', 'use_identity_covariance', 'fixed_covar',
                 'use_fg_bg_mask', 'low_res_mask', 'nsf', 'naf', 'ngc', 'shape_decoder_widths',
                 'appearance_decoder_width', 'background_filters', 'background_decoder_widths', 'mask_filters',
-                'mask_decoder_widths', 'low_res_mask_width', 'spade_hidden', 'bg_mask_stop_gradient')
+                'mask_decoder_widths', 'low_res_mask_width', 'spade_hidden')
 
 
 def model_from_config(config: ml_collections.ConfigDict) -> LandmarkModel:
