@@ -285,7 +285,7 @@ def summary(metrics: Mapping[str, Any]) -> str:
   """A few lines a person reads: each split's score beside its floor, and the mask IoU beside all-foreground."""
   lines = [f"Landmarks at step {metrics['step']} ({metrics['dataset']}, {metrics['n_landmarks']} landmarks), "
            'linearly regressed to the joints:']
-  for split in ('validation', 'test'):
+  for split in EVAL_SPLITS:
     scores = metrics.get(split)
     if not scores:
       continue

@@ -33,6 +33,7 @@ def main(argv):
   from landmarks_jax import distributed  # pylint: disable=g-import-not-at-top
   from landmarks_jax import logs  # pylint: disable=g-import-not-at-top
   from landmarks_jax import train  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.evaluation import landmark_eval  # pylint: disable=g-import-not-at-top
 
   logs.quiet_libraries()
   distributed.initialize(_CONFIG.value)
@@ -42,7 +43,6 @@ def main(argv):
                jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices()[0].platform)
   metrics = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   if metrics is not None and jax.process_index() == 0:
-    from landmarks_jax.evaluation import landmark_eval  # pylint: disable=g-import-not-at-top
     print(landmark_eval.summary(metrics))
     print(f'All figures: {os.path.join(_WORKDIR.value, landmark_eval.EVAL_DIR, landmark_eval.METRICS_FILE)}')
 

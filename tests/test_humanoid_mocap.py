@@ -144,16 +144,11 @@ def test_boxes_and_frame_size(tiny):
     assert data[split]['mask'].shape[1:] == (TINY_SIZE, TINY_SIZE)
     boxes, joints = data[split]['train_box'], data[split]['joints']
     np.testing.assert_array_equal(data[split]['eval_box'], boxes)
-    # One box a video, no larger than the rule makes it around the union of the video's silhouettes.
+    # One box a video: the rule's box around all of the video's silhouettes together.
     for video in np.unique(data[split]['video']):
       in_video = data[split]['video'] == video
-      video_boxes = boxes[in_video]
-      np.testing.assert_array_equal(video_boxes, np.broadcast_to(video_boxes[0], video_boxes.shape))
-      rows, columns = np.nonzero(data[split]['mask'][in_video].any(axis=0))
-      extent = max(columns.max() + 1 - columns.min(), rows.max() + 1 - rows.min())
-      side = video_boxes[0, 2:] - video_boxes[0, :2]
-      assert np.all(side <= max(humanoid_mocap.BOX_SCALE * extent, humanoid_mocap.MIN_BOX_FRACTION * TINY_SIZE)
-                    + 1e-4)
+      expected = humanoid_mocap.body_box(data[split]['mask'][in_video], TINY_SIZE)
+      np.testing.assert_array_equal(boxes[in_video], np.broadcast_to(expected, boxes[in_video].shape))
     assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, 2:] <= TINY_SIZE)
     # Every joint and every mask pixel lies inside its frame's box.
     assert np.all(joints >= boxes[:, None, :2]) and np.all(joints <= boxes[:, None, 2:])
