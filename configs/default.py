@@ -66,6 +66,7 @@ def get_config():
   config.use_temporal = False  # Pose variation from another frame of the same video.
   config.use_fg_bg_mask = False  # Factor the image into foreground (masked) and background.
   config.low_res_mask = False  # Predict the foreground mask at quarter resolution.
+  config.gaussian_fg_mask = False  # The mask is the union (max) of the landmark Gaussians, not a network's.
 
   # --- Widths and warp constants the original hard-codes; the defaults reproduce it exactly. ---
   config.shape_decoder_widths = (512, 256, 128)  # Shape encoder U-Net decoder widths.

@@ -39,6 +39,9 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   _widths(config, 'mask_decoder_widths', 3)
   if config.use_identity_covariance and config.fixed_covar <= 0:
     raise ConfigError(f'config.fixed_covar must be positive, got {config.fixed_covar}.')
+  if config.gaussian_fg_mask and (not config.use_fg_bg_mask or config.low_res_mask):
+    raise ConfigError('config.gaussian_fg_mask replaces the mask network of config.use_fg_bg_mask: set '
+                      '--config.use_fg_bg_mask=True and --config.low_res_mask=False with it.')
   if config.vgg not in VGG_LAYOUTS:
     raise ConfigError(f'config.vgg must be one of {VGG_LAYOUTS}, got {config.vgg!r}.')
 

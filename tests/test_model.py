@@ -130,6 +130,24 @@ def test_avg_pool_excludes_padding():
   np.testing.assert_allclose(pooled[0, 0, :, 0], [0.5, 2.0])
 
 
+def test_gaussian_mask_is_the_union_of_the_landmark_gaussians_and_has_no_network():
+  config = test_config.get_config()
+  config.gaussian_fg_mask = True
+  model = model_from_config(config)
+  a = jax.random.uniform(jax.random.PRNGKey(1), (2, 32, 32, 3), minval=-1, maxval=1)
+  b = jax.random.uniform(jax.random.PRNGKey(2), (2, 32, 32, 3), minval=-1, maxval=1)
+  variables = initialization.init_variables(model, 0, a, b)
+  assert 'fg_mask_net' not in variables['params'] and 'bg_net' in variables['params']
+  out = model.apply(variables, a, b)
+  union = np.max(np.asarray(out['input_a_gauss_maps']), axis=-1, keepdims=True)
+  np.testing.assert_allclose(out['input_a_fg_mask'], union, rtol=1e-6)
+  assert union.max() - union.min() > 0.3  # the mask varies over the image, so the check has teeth
+  blend = (np.asarray(out['background_recon']) * (1 - union) + np.asarray(out['decoded_foreground']) * union)
+  np.testing.assert_allclose(out['reconstruction'], blend, atol=1e-5)
+  encoded = model.apply(variables, a, with_mask=True)
+  np.testing.assert_allclose(encoded['input_a_fg_mask'], union, atol=1e-5)
+
+
 @pytest.mark.parametrize('name, value, message', [
     ('img_size', 72, 'multiple of 16'),
     ('img_size', 0, 'multiple of 16'),
@@ -139,9 +157,12 @@ def test_avg_pool_excludes_padding():
     ('shape_decoder_widths', (8, 8), 'shape_decoder_widths'),
     ('tps_margin', 16.0, 'tps_margin'),
     ('tps_perturb', -1.0, 'tps_perturb'),
+    ('low_res_mask', True, 'gaussian_fg_mask'),
+    ('use_fg_bg_mask', False, 'gaussian_fg_mask'),
 ])
 def test_config_validation_names_the_problem(name, value, message):
   config = test_config.get_config()
+  config.gaussian_fg_mask = name in ('low_res_mask', 'use_fg_bg_mask')
   config[name] = value
   with pytest.raises(config_validation.ConfigError, match=message):
     config_validation.validate_training_config(config)

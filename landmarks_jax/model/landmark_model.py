@@ -46,6 +46,7 @@ class LandmarkModel(nn.Module):
   mask_decoder_widths: Sequence[int] = (32, 32, 32)
   low_res_mask_width: int = 32
   spade_hidden: int = 128
+  gaussian_fg_mask: bool = False
 
   def setup(self):
     self.shape_encoder = UNet(tuple(self.shape_decoder_widths) + (self.n_landmarks,), 4, 3, self.nsf)
@@ -53,7 +54,9 @@ class LandmarkModel(nn.Module):
     self.image_decoder = SPADEGenerator(self.ngc, self.spade_hidden)
     if self.use_fg_bg_mask:
       self.bg_net = UNet(tuple(self.background_decoder_widths) + (3,), 3, 3, self.background_filters)
-      if self.low_res_mask:
+      if self.gaussian_fg_mask:
+        pass  # The mask is the union of the rendered Gaussians; no network.
+      elif self.low_res_mask:
         self.fg_mask_net = UNet((self.low_res_mask_width, 1), 3, 1, self.mask_filters)
       else:
         self.fg_mask_net = UNet(tuple(self.mask_decoder_widths) + (1,), 3, 3, self.mask_filters)
@@ -63,6 +66,8 @@ class LandmarkModel(nn.Module):
     return gaussians.estimate_gaussians(logits, fixed)
 
   def _foreground_mask(self, maps: jax.Array) -> jax.Array:
+    if self.gaussian_fg_mask:
+      return jnp.max(maps, axis=-1, keepdims=True)
     logits = self.fg_mask_net(maps)
     if self.low_res_mask:
       logits = resize.upsample_bilinear(logits, 4, align_corners=False)
@@ -117,7 +122,7 @@ class LandmarkModel(nn.Module):
 MODEL_FIELDS = ('n_landmarks', 'n_filters', 'img_size', 'use_identity_covariance', 'fixed_covar',
                 'use_fg_bg_mask', 'low_res_mask', 'nsf', 'naf', 'ngc', 'shape_decoder_widths',
                 'appearance_decoder_width', 'background_filters', 'background_decoder_widths', 'mask_filters',
-                'mask_decoder_widths', 'low_res_mask_width', 'spade_hidden')
+                'mask_decoder_widths', 'low_res_mask_width', 'spade_hidden', 'gaussian_fg_mask')
 
 
 def model_from_config(config: ml_collections.ConfigDict) -> LandmarkModel:
