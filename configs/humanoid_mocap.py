@@ -2,7 +2,7 @@
 
   python -m landmarks_jax.main --config=configs/humanoid_mocap.py --workdir=runs/mocap
 
-The first run renders the dataset (under a minute), then trains for about a quarter of an hour on 2 CPU
+The first run renders the dataset (under a minute), then trains for about 11 minutes on 2 CPU
 cores and evaluates the landmarks against the ground-truth joints and masks, beside the mean-pose and
 all-foreground floors. The model and its recipe are BBC Pose's (temporal pairs, foreground masks, reduced
 perceptual weights, no gradient clipping) at 64 px with narrow networks, with partner frames further apart

@@ -3,8 +3,8 @@
 input_a (pose source, colour-jittered) and input_b (appearance source: a warped or another frame of the same
 video) go through one shape encoder; input_a's landmarks, rendered as Gaussians, condition the SPADE generator;
 input_b's per-part appearance, pooled with its own part maps, is projected onto input_a's Gaussians. With
-foreground masks, a mask network on the Gaussians blends the generator's foreground with a background U-Net's
-reconstruction of input_b's unmasked pixels.
+foreground masks, a mask network on the Gaussians (or, with gaussian_fg_mask, their pixelwise maximum) blends
+the generator's foreground with a background U-Net's reconstruction of input_b's unmasked pixels.
 """
 
 from typing import Sequence
@@ -54,9 +54,8 @@ class LandmarkModel(nn.Module):
     self.image_decoder = SPADEGenerator(self.ngc, self.spade_hidden)
     if self.use_fg_bg_mask:
       self.bg_net = UNet(tuple(self.background_decoder_widths) + (3,), 3, 3, self.background_filters)
-      if self.gaussian_fg_mask:
-        pass  # The mask is the union of the rendered Gaussians; no network.
-      elif self.low_res_mask:
+    if self.use_fg_bg_mask and not self.gaussian_fg_mask:  # Else the mask is the Gaussians' union.
+      if self.low_res_mask:
         self.fg_mask_net = UNet((self.low_res_mask_width, 1), 3, 1, self.mask_filters)
       else:
         self.fg_mask_net = UNet(tuple(self.mask_decoder_widths) + (1,), 3, 3, self.mask_filters)
