@@ -44,6 +44,7 @@ def get_config():
   config.spade_hidden = 32
   config.background_filters = 8
   config.background_decoder_widths = (16, 16, 16)
+  # The mask network's widths, used only when --config.gaussian_fg_mask=False brings it back.
   config.mask_filters = 8
   config.mask_decoder_widths = (16, 16, 16)
   config.num_train_steps = 800
