@@ -53,12 +53,14 @@ def test_imported_workdir_reproduces_the_original(reference, original_files, tmp
   state, meta = checkpoints.Checkpoints(workdir).restore_raw()
   assert meta['step'] == 0 and meta['imported_from'] == original_files['model']
   assert checkpoints.read_config(workdir).n_landmarks == config.n_landmarks
-  outputs = model_from_config(config).apply(state['generator'], nhwc(reference['input_a']),
-                                            nhwc(reference['input_b']))
+  with jax.enable_x64(True):  # float64, as in the parity test, so float32 rounding is not what is measured
+    as64 = lambda tree: jax.tree.map(lambda x: np.asarray(x, np.float64), tree)
+    outputs = model_from_config(config).apply(as64(state['generator']), as64(nhwc(reference['input_a'])),
+                                              as64(nhwc(reference['input_b'])))
+    logits = MultiscaleDiscriminator(config.ndf, config.n_layers_D, config.num_D).apply(
+        as64(state['discriminator']), as64(nhwc(reference['out/reconstruction'])))
   assert relative_error(np.transpose(outputs['reconstruction'], (0, 3, 1, 2)),
                         reference['out/reconstruction']) <= 1e-4
-  logits = MultiscaleDiscriminator(config.ndf, config.n_layers_D, config.num_D).apply(
-      state['discriminator'], nhwc(reference['out/reconstruction']))
   assert relative_error(np.transpose(logits[0], (0, 3, 1, 2)), reference['out_discriminator/0/0']) <= 1e-4
 
 

@@ -2,7 +2,9 @@
 
 The reference file (default: ../shared/reference/torch_original_fgbg_img64.npz, or $LANDMARKS_JAX_REFERENCE)
 holds the original's outputs for weights regenerated here by the rule in its README. Every output must agree
-within max|ours - ref| / max|ref| <= 1e-4.
+within max|ours - ref| / max|ref| <= 1e-4. Our side runs in float64, so the comparison measures the port and
+not float32 rounding: the original's own rounding reaches 9e-5 of the background U-Net's output, and ours in
+float32 would add as much again, by an amount that varies between CPUs.
 """
 
 import os
@@ -29,6 +31,10 @@ TOLERANCE = 1e-4
 # Without the file the parity cannot be checked: a skip on a laptop, a failure in CI (where CI is set).
 pytestmark = pytest.mark.skipif(not REFERENCE.exists() and not os.environ.get('CI'),
                                 reason=f'no reference file at {REFERENCE}')
+
+
+def float64(tree):
+  return jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), tree)
 
 
 def nchw(x):
@@ -58,12 +64,13 @@ def weights(reference):
 @pytest.fixture(scope='module')
 def model_outputs(reference, weights):
   model = model_from_config(reference_config(reference))
-  a, b = jnp.asarray(nhwc(reference['input_a'])), jnp.asarray(nhwc(reference['input_b']))
-  template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), a, b))
-  variables = torch_import.model_variables_from_torch(split_prefix(weights, 'model/'), template)
-  full = jax.jit(lambda v: model.apply(v, a, b))(variables)
-  encode_only = jax.jit(lambda v: model.apply(v, a))(variables)
-  return full, encode_only
+  with jax.enable_x64(True):
+    a, b = float64(nhwc(reference['input_a'])), float64(nhwc(reference['input_b']))
+    template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), a, b))
+    variables = float64(torch_import.model_variables_from_torch(split_prefix(weights, 'model/'), template))
+    full = jax.jit(lambda v: model.apply(v, a, b))(variables)
+    encode_only = jax.jit(lambda v: model.apply(v, a))(variables)
+    return jax.tree.map(np.asarray, (full, encode_only))
 
 
 def assert_close(ours, ref, name):
@@ -100,37 +107,40 @@ def discriminator_and_variables(weights, image):
 
 
 def test_discriminator_and_gan_losses(reference, weights):
-  image = jnp.asarray(nhwc(reference['out/reconstruction']))
-  disc, variables = discriminator_and_variables(weights, image)
-  logits = disc.apply(variables, image)
-  for scale, value in enumerate(logits):
-    assert_close(nchw(value), reference[f'out_discriminator/{scale}/0'], f'discriminator scale {scale}')
-  for lsgan in (1, 0):
-    for real in ('real', 'fake'):
-      ours = losses.gan_loss(logits, real == 'real', lsgan=bool(lsgan))
-      assert_close(ours, reference[f'loss/gan_lsgan_{lsgan}_{real}'], f'gan lsgan={lsgan} {real}')
+  with jax.enable_x64(True):
+    image = float64(nhwc(reference['out/reconstruction']))
+    disc, variables = discriminator_and_variables(weights, image)
+    logits = disc.apply(float64(variables), image)
+    for scale, value in enumerate(logits):
+      assert_close(nchw(value), reference[f'out_discriminator/{scale}/0'], f'discriminator scale {scale}')
+    for lsgan in (1, 0):
+      for real in ('real', 'fake'):
+        ours = losses.gan_loss(logits, real == 'real', lsgan=bool(lsgan))
+        assert_close(ours, reference[f'loss/gan_lsgan_{lsgan}_{real}'], f'gan lsgan={lsgan} {real}')
 
 
 def vgg19_and_variables(weights, image):
   net = VGGFeatures('vgg19')
   template = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), image))
-  return net, torch_import.vgg_variables_from_torch(split_prefix(weights, 'vgg19/'), template, 'vgg19')
+  return net, float64(torch_import.vgg_variables_from_torch(split_prefix(weights, 'vgg19/'), template, 'vgg19'))
 
 
 def test_vgg_taps(reference, weights):
-  image = jnp.asarray(nhwc(reference['input_a']))
-  net, variables = vgg19_and_variables(weights, image)
-  taps = net.apply(variables, image)
-  for index, value in zip((3, 8, 13, 22), taps):
-    assert_close(nchw(value), reference[f'vgg_features_{index}'], f'vgg tap {index}')
+  with jax.enable_x64(True):
+    image = float64(nhwc(reference['input_a']))
+    net, variables = vgg19_and_variables(weights, image)
+    taps = net.apply(variables, image)
+    for index, value in zip((3, 8, 13, 22), taps):
+      assert_close(nchw(value), reference[f'vgg_features_{index}'], f'vgg tap {index}')
 
 
 def test_perceptual_losses(reference, weights):
-  prediction = jnp.asarray(nhwc(reference['loss_recon']))
-  target = jnp.asarray(nhwc(reference['loss_target']))
-  assert np.any(np.asarray(target) == 0), 'the reference target should exercise the zero mask'
-  net, variables = vgg19_and_variables(weights, target)
-  features = lambda x: net.apply(variables, x)
-  for reduced in (0, 1):
-    ours = losses.perceptual_loss(features, prediction, target, reduced_weights=bool(reduced))
-    assert_close(ours, reference[f'loss/vgg_reduced_w_{reduced}'], f'perceptual reduced_w={reduced}')
+  with jax.enable_x64(True):
+    prediction = float64(nhwc(reference['loss_recon']))
+    target = float64(nhwc(reference['loss_target']))
+    assert np.any(np.asarray(target) == 0), 'the reference target should exercise the zero mask'
+    net, variables = vgg19_and_variables(weights, target)
+    features = lambda x: net.apply(variables, x)
+    for reduced in (0, 1):
+      ours = losses.perceptual_loss(features, prediction, target, reduced_weights=bool(reduced))
+      assert_close(ours, reference[f'loss/vgg_reduced_w_{reduced}'], f'perceptual reduced_w={reduced}')
