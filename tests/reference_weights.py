@@ -7,6 +7,7 @@ import ast
 import os
 import pathlib
 
+import jax
 import numpy as np
 
 from landmarks_jax.configs import default
@@ -52,3 +53,8 @@ def reference_config(reference):
 
 def nhwc(x):
   return np.transpose(np.asarray(x), (0, 2, 3, 1))
+
+
+def float64(tree):
+  """Every array of tree in float64; run under jax.enable_x64 so that JAX keeps it so."""
+  return jax.tree.map(lambda x: np.asarray(x, np.float64), tree)

@@ -12,6 +12,7 @@ from landmarks_jax import torch_import
 from landmarks_jax.model.discriminator import MultiscaleDiscriminator
 from landmarks_jax.model.landmark_model import model_from_config
 from reference_weights import REFERENCE
+from reference_weights import float64
 from reference_weights import load_reference
 from reference_weights import nhwc
 from reference_weights import reference_config
@@ -54,11 +55,10 @@ def test_imported_workdir_reproduces_the_original(reference, original_files, tmp
   assert meta['step'] == 0 and meta['imported_from'] == original_files['model']
   assert checkpoints.read_config(workdir).n_landmarks == config.n_landmarks
   with jax.enable_x64(True):  # float64, as in the parity test, so float32 rounding is not what is measured
-    as64 = lambda tree: jax.tree.map(lambda x: np.asarray(x, np.float64), tree)
-    outputs = model_from_config(config).apply(as64(state['generator']), as64(nhwc(reference['input_a'])),
-                                              as64(nhwc(reference['input_b'])))
+    outputs = model_from_config(config).apply(float64(state['generator']), float64(nhwc(reference['input_a'])),
+                                              float64(nhwc(reference['input_b'])))
     logits = MultiscaleDiscriminator(config.ndf, config.n_layers_D, config.num_D).apply(
-        as64(state['discriminator']), as64(nhwc(reference['out/reconstruction'])))
+        float64(state['discriminator']), float64(nhwc(reference['out/reconstruction'])))
   assert relative_error(np.transpose(outputs['reconstruction'], (0, 3, 1, 2)),
                         reference['out/reconstruction']) <= 1e-4
   assert relative_error(np.transpose(logits[0], (0, 3, 1, 2)), reference['out_discriminator/0/0']) <= 1e-4

@@ -10,7 +10,6 @@ float32 would add as much again, by an amount that varies between CPUs.
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -20,6 +19,7 @@ from landmarks_jax.model.discriminator import MultiscaleDiscriminator
 from landmarks_jax.model.landmark_model import model_from_config
 from landmarks_jax.model.vgg import VGGFeatures
 from reference_weights import REFERENCE
+from reference_weights import float64
 from reference_weights import load_reference
 from reference_weights import nhwc
 from reference_weights import reference_config
@@ -33,8 +33,11 @@ pytestmark = pytest.mark.skipif(not REFERENCE.exists() and not os.environ.get('C
                                 reason=f'no reference file at {REFERENCE}')
 
 
-def float64(tree):
-  return jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), tree)
+@pytest.fixture(scope='module', autouse=True)
+def float64_mode():
+  """Every computation of this module in float64 (see the module's docstring)."""
+  with jax.enable_x64(True):
+    yield
 
 
 def nchw(x):
@@ -64,13 +67,12 @@ def weights(reference):
 @pytest.fixture(scope='module')
 def model_outputs(reference, weights):
   model = model_from_config(reference_config(reference))
-  with jax.enable_x64(True):
-    a, b = float64(nhwc(reference['input_a'])), float64(nhwc(reference['input_b']))
-    template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), a, b))
-    variables = float64(torch_import.model_variables_from_torch(split_prefix(weights, 'model/'), template))
-    full = jax.jit(lambda v: model.apply(v, a, b))(variables)
-    encode_only = jax.jit(lambda v: model.apply(v, a))(variables)
-    return jax.tree.map(np.asarray, (full, encode_only))
+  a, b = float64(nhwc(reference['input_a'])), float64(nhwc(reference['input_b']))
+  template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), a, b))
+  variables = float64(torch_import.model_variables_from_torch(split_prefix(weights, 'model/'), template))
+  full = jax.jit(lambda v: model.apply(v, a, b))(variables)
+  encode_only = jax.jit(lambda v: model.apply(v, a))(variables)
+  return full, encode_only
 
 
 def assert_close(ours, ref, name):
@@ -103,20 +105,19 @@ def discriminator_and_variables(weights, image):
   n_layers = len({k.split('.')[1] for k in state if k.startswith('layer0.')}) - 2
   disc = MultiscaleDiscriminator(first.shape[0], n_layers, num_scales)
   template = jax.eval_shape(lambda: disc.init(jax.random.PRNGKey(0), image))
-  return disc, torch_import.discriminator_variables_from_torch(state, template)
+  return disc, float64(torch_import.discriminator_variables_from_torch(state, template))
 
 
 def test_discriminator_and_gan_losses(reference, weights):
-  with jax.enable_x64(True):
-    image = float64(nhwc(reference['out/reconstruction']))
-    disc, variables = discriminator_and_variables(weights, image)
-    logits = disc.apply(float64(variables), image)
-    for scale, value in enumerate(logits):
-      assert_close(nchw(value), reference[f'out_discriminator/{scale}/0'], f'discriminator scale {scale}')
-    for lsgan in (1, 0):
-      for real in ('real', 'fake'):
-        ours = losses.gan_loss(logits, real == 'real', lsgan=bool(lsgan))
-        assert_close(ours, reference[f'loss/gan_lsgan_{lsgan}_{real}'], f'gan lsgan={lsgan} {real}')
+  image = float64(nhwc(reference['out/reconstruction']))
+  disc, variables = discriminator_and_variables(weights, image)
+  logits = disc.apply(variables, image)
+  for scale, value in enumerate(logits):
+    assert_close(nchw(value), reference[f'out_discriminator/{scale}/0'], f'discriminator scale {scale}')
+  for lsgan in (1, 0):
+    for real in ('real', 'fake'):
+      ours = losses.gan_loss(logits, real == 'real', lsgan=bool(lsgan))
+      assert_close(ours, reference[f'loss/gan_lsgan_{lsgan}_{real}'], f'gan lsgan={lsgan} {real}')
 
 
 def vgg19_and_variables(weights, image):
@@ -126,21 +127,19 @@ def vgg19_and_variables(weights, image):
 
 
 def test_vgg_taps(reference, weights):
-  with jax.enable_x64(True):
-    image = float64(nhwc(reference['input_a']))
-    net, variables = vgg19_and_variables(weights, image)
-    taps = net.apply(variables, image)
-    for index, value in zip((3, 8, 13, 22), taps):
-      assert_close(nchw(value), reference[f'vgg_features_{index}'], f'vgg tap {index}')
+  image = float64(nhwc(reference['input_a']))
+  net, variables = vgg19_and_variables(weights, image)
+  taps = net.apply(variables, image)
+  for index, value in zip((3, 8, 13, 22), taps):
+    assert_close(nchw(value), reference[f'vgg_features_{index}'], f'vgg tap {index}')
 
 
 def test_perceptual_losses(reference, weights):
-  with jax.enable_x64(True):
-    prediction = float64(nhwc(reference['loss_recon']))
-    target = float64(nhwc(reference['loss_target']))
-    assert np.any(np.asarray(target) == 0), 'the reference target should exercise the zero mask'
-    net, variables = vgg19_and_variables(weights, target)
-    features = lambda x: net.apply(variables, x)
-    for reduced in (0, 1):
-      ours = losses.perceptual_loss(features, prediction, target, reduced_weights=bool(reduced))
-      assert_close(ours, reference[f'loss/vgg_reduced_w_{reduced}'], f'perceptual reduced_w={reduced}')
+  prediction = float64(nhwc(reference['loss_recon']))
+  target = float64(nhwc(reference['loss_target']))
+  assert np.any(target == 0), 'the reference target should exercise the zero mask'
+  net, variables = vgg19_and_variables(weights, target)
+  features = lambda x: net.apply(variables, x)
+  for reduced in (0, 1):
+    ours = losses.perceptual_loss(features, prediction, target, reduced_weights=bool(reduced))
+    assert_close(ours, reference[f'loss/vgg_reduced_w_{reduced}'], f'perceptual reduced_w={reduced}')
