@@ -94,6 +94,9 @@ def get_config():
   # --- Training schedule, checkpoints and logs. ---
   config.seed = 0  # Seeds initialisation, data order and augmentation.
   config.num_train_steps = -1  # Training length in steps; -1 derives it from epochs.
+  # Wall-clock cap in minutes from the start of the run (data included): training stops there, saves and
+  # evaluates, and the same command run again trains on. 0: no limit.
+  config.time_limit_minutes = 0.0
   config.save_every_steps = 0  # Checkpoint period in steps; 0 uses save_freq epochs.
   config.max_to_keep = 3  # Checkpoints kept in the workdir.
   config.log_every_steps = 50  # Scalar summaries and the console line.

@@ -86,3 +86,6 @@ def validate_training_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'config.learning_rate must be positive, got {config.learning_rate}.')
   if config.num_train_steps == 0 or (config.num_train_steps < 0 and config.epochs < 1):
     raise ConfigError('Set a positive config.num_train_steps, or config.epochs with num_train_steps=-1.')
+  if config.time_limit_minutes < 0:
+    raise ConfigError(f'config.time_limit_minutes must be 0 (no limit) or positive, got '
+                      f'{config.time_limit_minutes}.')

@@ -104,9 +104,14 @@ def _host_metrics(metrics: Any) -> dict[str, float]:
   return {k: float(v) for k, v in train_step.unreplicate(metrics).items()}
 
 
-def _console_line(step: int, num_steps: int, scalars: dict[str, float], steps_per_sec: float) -> str:
+def _console_line(step: int, num_steps: int, scalars: dict[str, float], steps_per_sec: float,
+                  seconds_left: float | None = None) -> str:
+  """One progress line; the ETA is the sooner of the last step and the time limit (`seconds_left`)."""
   losses = ' '.join(f'{k}={v:.4f}' for k, v in sorted(scalars.items()) if k.startswith('loss'))
-  eta = datetime.timedelta(seconds=int((num_steps - step) / steps_per_sec)) if steps_per_sec > 0 else '?'
+  eta_seconds = (num_steps - step) / steps_per_sec if steps_per_sec > 0 else None
+  if seconds_left is not None:
+    eta_seconds = max(seconds_left, 0) if eta_seconds is None else min(eta_seconds, max(seconds_left, 0))
+  eta = '?' if eta_seconds is None else datetime.timedelta(seconds=int(eta_seconds))
   return f'step {step}/{num_steps} | {losses} | {steps_per_sec:.2f} steps/s | ETA {eta}'
 
 
@@ -114,6 +119,7 @@ class Trainer:
   """Holds what one run needs and runs its loop; `train_and_evaluate` is the entry point."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    self.started = time.monotonic()
     self.config, self.workdir = config, workdir
     self.is_chief = jax.process_index() == 0
     checkpoints.write_or_check_config(workdir, config, write=self.is_chief)
@@ -136,6 +142,22 @@ class Trainer:
   def _layout(self) -> dict:
     return dict(num_local_devices=jax.local_device_count(), process_index=jax.process_index(),
                 process_count=jax.process_count())
+
+  def seconds_left(self) -> float | None:
+    """Seconds until `time_limit_minutes` (counted from the start of this run) passes; None without a limit."""
+    if self.config.time_limit_minutes <= 0:
+      return None
+    return 60 * self.config.time_limit_minutes - (time.monotonic() - self.started)
+
+  def out_of_time(self) -> bool:
+    """Whether the time limit has passed; every process takes process 0's answer, so all stop together."""
+    seconds_left = self.seconds_left()
+    if seconds_left is None:
+      return False
+    passed = seconds_left <= 0
+    if jax.process_count() > 1:
+      passed = bool(multihost_utils.broadcast_one_to_all(np.asarray(passed)))
+    return passed
 
   def save(self, step: int) -> None:
     self.ckpts.save(step, train_step.unreplicate(self.state),
@@ -166,7 +188,7 @@ class Trainer:
     return metrics
 
   def run(self) -> dict | None:
-    """Trains from the start step to the end of the schedule; returns the final evaluation's metrics."""
+    """Trains from the start step to the end of the schedule or the time limit; returns the final evaluation."""
     config, schedule = self.config, self.schedule
     logging.info('Training steps %d..%d (%d per epoch), global batch %d on %d devices.', self.start_step,
                  schedule.num_steps, schedule.steps_per_epoch, self.global_batch, jax.device_count())
@@ -176,6 +198,7 @@ class Trainer:
     batches = input_pipeline.train_batches(config, self.train_source, self.train_videos,
                                            start_step=self.start_step, **self._layout())
     pending, history = None, []
+    final_step = schedule.num_steps
     timer_step, timer_start = self.start_step, time.time()
     with batches:
       for step in range(self.start_step + 1, schedule.num_steps + 1):
@@ -187,7 +210,8 @@ class Trainer:
         pending = (step, metrics)
         for hook in hooks:
           hook(step)
-        last = step == schedule.num_steps
+        out_of_time = step < schedule.num_steps and self.out_of_time()
+        last = step == schedule.num_steps or out_of_time
         if last or schedule.due(step, schedule.log_every) or schedule.due(step, schedule.save_every):
           history.append(_host_metrics(metrics))
           _check_finite(step, history[-1], self.last_saved)
@@ -197,7 +221,7 @@ class Trainer:
           rate = (step - timer_step) / max(time.time() - timer_start, 1e-9)
           scalars.update(learning_rate=config.learning_rate, steps_per_sec=rate)
           self.writer.write_scalars(step, scalars)
-          logging.info('%s', _console_line(step, schedule.num_steps, scalars, rate))
+          logging.info('%s', _console_line(step, schedule.num_steps, scalars, rate, self.seconds_left()))
           history, timer_step, timer_start = [], step, time.time()
         if self.p_pictures is not None and schedule.due(step, schedule.images_every):
           self.write_pictures(step, batch)
@@ -207,10 +231,16 @@ class Trainer:
           self.save(step)
         if not last and schedule.due(step, schedule.eval_every):
           self.evaluate(step)
+        if out_of_time:
+          final_step = step
+          logging.warning('Time limit of %g minutes reached: stopped at step %d of %d and saved. Run the same '
+                          'command again to train on from there.', config.time_limit_minutes, step,
+                          schedule.num_steps)
+          break
     self.writer.flush()
     metrics = None
-    if config.eval_at_end and schedule.num_steps > 0:
-      metrics = self.evaluate(schedule.num_steps)
+    if config.eval_at_end and final_step > 0:
+      metrics = self.evaluate(final_step)
       self.writer.flush()
     return metrics
 

@@ -159,6 +159,7 @@ def test_gaussian_mask_is_the_union_of_the_landmark_gaussians_and_has_no_network
     ('tps_perturb', -1.0, 'tps_perturb'),
     ('low_res_mask', True, 'gaussian_fg_mask'),
     ('use_fg_bg_mask', False, 'gaussian_fg_mask'),
+    ('time_limit_minutes', -1.0, 'time_limit_minutes'),
 ])
 def test_config_validation_names_the_problem(name, value, message):
   config = test_config.get_config()

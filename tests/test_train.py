@@ -85,6 +85,29 @@ def test_resume_matches_a_straight_run(data_dir, tmp_path):
                          b['generator']['params']['image_decoder']['fc']['kernel'])
 
 
+def test_time_limit_stops_saves_evaluates_and_the_next_run_trains_on(data_dir, tmp_path, monkeypatch):
+  evaluated = []
+  monkeypatch.setattr(train.Trainer, 'evaluate', lambda self, step: evaluated.append(step) or {})
+  # A limit shorter than building the model: each run trains one step, then stops.
+  config = quick_config(data_dir, num_train_steps=5, save_every_steps=100, time_limit_minutes=1e-6,
+                        eval_at_end=True)
+  workdir = str(tmp_path / 'limited')
+  train.train_and_evaluate(config, workdir)
+  assert checkpoints.Checkpoints(workdir).all_steps() == [1]
+  train.train_and_evaluate(config, workdir)
+  assert checkpoints.Checkpoints(workdir).all_steps() == [1, 2]
+  assert evaluated == [1, 2]
+  _, meta = checkpoints.Checkpoints(workdir).restore_raw(2)
+  assert meta['input_position'] == 2
+
+
+def test_progress_line_counts_down_to_the_sooner_of_the_last_step_and_the_time_limit():
+  assert train._console_line(10, 110, {}, 1.0).endswith('ETA 0:01:40')
+  assert train._console_line(10, 110, {}, 1.0, seconds_left=30.4).endswith('ETA 0:00:30')
+  assert train._console_line(10, 110, {}, 1.0, seconds_left=500).endswith('ETA 0:01:40')
+  assert train._console_line(10, 110, {}, 0.0, seconds_left=-5).endswith('ETA 0:00:00')
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
   original = input_pipeline.train_batches
 
