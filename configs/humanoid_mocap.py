@@ -2,12 +2,13 @@
 
   python -m landmarks_jax.main --config=configs/humanoid_mocap.py --workdir=runs/mocap
 
-The first run renders the dataset (under a minute), then trains for about 11 minutes on 2 CPU
-cores and evaluates the landmarks against the ground-truth joints and masks, beside the mean-pose and
-all-foreground floors. The model and its recipe are BBC Pose's (temporal pairs, foreground masks, reduced
-perceptual weights, no gradient clipping) at 64 px with narrow networks, with partner frames further apart
-and the foreground mask drawn by the landmarks' own Gaussians instead of a mask network (README, "What the
-first command does, and what it reaches"); raise img_size and the widths toward configs/bbc.py on a GPU.
+The first run renders the dataset (about a minute), then trains for about 10 minutes on 2 CPU cores
+(stopping 14 minutes after the start on a slower CPU; run it again to train on) and evaluates the landmarks
+against the ground-truth joints and masks, beside the mean-pose and all-foreground floors. The model and its
+recipe are BBC Pose's (temporal pairs, foreground masks, reduced perceptual weights, no gradient clipping)
+at 64 px with narrow networks, with partner frames further apart and the foreground mask drawn by the
+landmarks' own Gaussians instead of a mask network (README, "What the first command does, and what it
+reaches"); raise img_size and the widths toward configs/bbc.py on a GPU.
 """
 
 from landmarks_jax.configs import default
@@ -48,6 +49,9 @@ def get_config():
   config.mask_filters = 8
   config.mask_decoder_widths = (16, 16, 16)
   config.num_train_steps = 800
+  # On a slow or busy CPU, stop early enough that install, data, training and evaluation fit in 20 minutes;
+  # the same command run again trains on to step 800.
+  config.time_limit_minutes = 14.0
   config.log_every_steps = 100
   config.log_images_every_steps = 500
   config.val_every_steps = 800
