@@ -25,9 +25,9 @@ CHECKPOINT_DIR = 'checkpoints'
 # Options a resumed run may change: length, logging, machine and file locations.
 RESUMABLE_OPTIONS = frozenset({
     'epochs', 'num_train_steps', 'time_limit_minutes', 'save_every_steps', 'max_to_keep', 'log_every_steps',
-    'log_images_every_steps', 'val_every_steps', 'val_freq', 'save_freq', 'num_val_images', 'eval_every_steps', 'eval_at_end',
-    'num_workers', 'prefetch_batches', 'coordinator_address', 'num_processes', 'process_id', 'local_rank',
-    'use_DDP', 'data_dir', 'dataset_path', 'save_path', 'torch_home', 'vgg19_path', 'resume_ckpt',
+    'log_images_every_steps', 'val_every_steps', 'val_freq', 'save_freq', 'num_val_images', 'eval_every_steps',
+    'eval_at_end', 'num_workers', 'prefetch_batches', 'coordinator_address', 'num_processes', 'process_id',
+    'local_rank', 'use_DDP', 'data_dir', 'dataset_path', 'save_path', 'torch_home', 'vgg19_path', 'resume_ckpt',
     'resume_ckpt_D', 'resume_ckpt_opt_G', 'resume_ckpt_opt_D',
 })
 

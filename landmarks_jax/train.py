@@ -108,10 +108,10 @@ def _console_line(step: int, num_steps: int, scalars: dict[str, float], steps_pe
                   seconds_left: float | None = None) -> str:
   """One progress line; the ETA is the sooner of the last step and the time limit (`seconds_left`)."""
   losses = ' '.join(f'{k}={v:.4f}' for k, v in sorted(scalars.items()) if k.startswith('loss'))
-  eta_seconds = (num_steps - step) / steps_per_sec if steps_per_sec > 0 else None
-  if seconds_left is not None:
-    eta_seconds = max(seconds_left, 0) if eta_seconds is None else min(eta_seconds, max(seconds_left, 0))
-  eta = '?' if eta_seconds is None else datetime.timedelta(seconds=int(eta_seconds))
+  candidates = [max(seconds_left, 0)] if seconds_left is not None else []
+  if steps_per_sec > 0:
+    candidates.append((num_steps - step) / steps_per_sec)
+  eta = datetime.timedelta(seconds=int(min(candidates))) if candidates else '?'
   return f'step {step}/{num_steps} | {losses} | {steps_per_sec:.2f} steps/s | ETA {eta}'
 
 
