@@ -1,8 +1,10 @@
 """Reads tensors saved by `torch.save` into numpy, without PyTorch installed.
 
 Both of torch's formats are understood: the zip archive (torch >= 1.6) and the older single-stream format
-(the original's checkpoints and torchvision's VGG19 file). Only plain containers and tensors are rebuilt; any
-other class in the file is refused, so reading a checkpoint never runs code from it.
+(the original's checkpoints and torchvision's VGG19 file). Every pickle of either format goes through an
+allow-list: the legacy format's header pickles (magic number, protocol, system info) and storage keys may
+hold plain values only, the object pickle plain containers and tensors. Any other class is refused, so reading
+a checkpoint never runs code from it, and a tensor must lie inside its storage.
 """
 
 import collections
@@ -35,10 +37,19 @@ class _StorageType:
 
 
 def _rebuild_tensor(storage, offset, size, stride, *unused):
-  # A view, not a copy: in the older format the storage bytes are only read after the pickle.
+  # A view, not a copy: in the older format the storage bytes are only read after the pickle. as_strided
+  # checks nothing, so the view's extent is checked here: a crafted file must not read past its storage.
+  if not isinstance(storage, np.ndarray):
+    raise TorchFileError('a tensor without a storage')
+  offset, size, stride = int(offset), tuple(int(n) for n in size), tuple(int(n) for n in stride)
+  if offset < 0 or any(n < 0 for n in size) or any(s < 0 for s in stride) or len(size) != len(stride):
+    raise TorchFileError(f'a tensor of size {size}, stride {stride} and offset {offset} is malformed')
+  if 0 not in size and offset + sum((n - 1) * s for n, s in zip(size, stride)) >= storage.size:
+    raise TorchFileError(f'a tensor of size {size}, stride {stride} and offset {offset} reaches past its '
+                         f'storage of {storage.size} elements')
   itemsize = storage.dtype.itemsize
   return np.lib.stride_tricks.as_strided(
-      storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride))
+      storage[offset:], shape=size, strides=tuple(s * itemsize for s in stride))
 
 
 def _rebuild_parameter(data, *unused):
@@ -51,6 +62,20 @@ _ALLOWED = {
     ('torch._utils', '_rebuild_tensor'): _rebuild_tensor,
     ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
 }
+
+
+class _PlainUnpickler(pickle.Unpickler):
+  """Reads pickles of plain values only (numbers, strings, lists, dicts): any class or reference is refused."""
+
+  def find_class(self, module, name):
+    raise TorchFileError(f'refusing to load {module}.{name} from a checkpoint')
+
+  def persistent_load(self, pid):
+    raise TorchFileError('unexpected persistent id in a header pickle')
+
+
+def _load_plain(stream):
+  return _PlainUnpickler(stream).load()
 
 
 class _Unpickler(pickle.Unpickler):
@@ -98,10 +123,10 @@ def _load_zip(path: str):
 
 def _load_legacy(path: str):
   with open(path, 'rb') as f:
-    if pickle.load(f) != LEGACY_MAGIC:
+    if _load_plain(f) != LEGACY_MAGIC:
       raise TorchFileError('not a torch.save file (bad magic number)')
-    pickle.load(f)  # protocol version
-    pickle.load(f)  # system info
+    _load_plain(f)  # protocol version
+    _load_plain(f)  # system info
     pending = {}
 
     def load_storage(dtype, key, numel):
@@ -111,10 +136,16 @@ def _load_legacy(path: str):
       return pending[key]
 
     result = _Unpickler(f, load_storage).load()
-    keys = pickle.load(f)
+    keys = _load_plain(f)
+    if not isinstance(keys, list):
+      raise TorchFileError('the storage key list is not a list')
     for key in keys:
       size = int(np.frombuffer(f.read(8), '<i8')[0])
+      if str(key) not in pending:
+        raise TorchFileError(f'storage {key!r} is listed but no tensor uses it')
       array = pending[str(key)]
+      if not 0 <= size <= array.size:
+        raise TorchFileError(f'storage {key!r} claims {size} elements, its tensors declared {array.size}')
       data = np.frombuffer(f.read(size * array.dtype.itemsize), dtype=array.dtype)
       if data.size != size:
         raise TorchFileError('file ends inside a tensor (truncated download?)')
@@ -140,7 +171,8 @@ def load(path: str):
     return _own_arrays(_load_zip(path) if zipfile.is_zipfile(path) else _load_legacy(path))
   except TorchFileError as e:
     raise TorchFileError(f'Cannot read {path}: {e}') from None
-  except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
+  except (pickle.UnpicklingError, EOFError, KeyError, ValueError, IndexError, TypeError, AttributeError,
+          OverflowError, MemoryError, zipfile.BadZipFile) as e:
     raise TorchFileError(f'Cannot read {path} as a torch.save file ({type(e).__name__}: {e}); '
                          'is it truncated or of another format?') from None
 
