@@ -54,6 +54,8 @@ TRAIN_BOX_MARGIN = 60.0
 EVAL_BOX_HALF_SIZE = 150.0
 
 _HOMEPAGE = 'https://www.robots.ox.ac.uk/~vgg/data/pose/index.html'
+# The metadata key of the download folder a build was made from.
+SOURCE_KEY = 'source_path'
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 From {_HOMEPAGE} download `bbcpose_data_1.0.zip` (the train, validation and test images). Unzipping it
@@ -127,8 +129,10 @@ def _load_mat(path, variable):
     raise FileNotFoundError(f'BBC Pose annotation file {path} is missing. {_GET_CODE}')
   try:
     contents = scipy.io.loadmat(path)
-  except (scipy.io.matlab.MatReadError, ValueError, TypeError, OSError, NotImplementedError) as error:
-    raise ValueError(f'{path} is not a readable MATLAB file ({error}). {_GET_CODE}') from error
+  except Exception as error:  # pylint: disable=broad-except
+    # scipy fails on a file of another kind with whatever its parser meets (IndexError, KeyError, ...).
+    raise ValueError(f'{path} is not a readable MATLAB file ({type(error).__name__}: {error}); it should hold '
+                     f'the struct {variable!r}. {_GET_CODE}') from error
   if variable not in contents:
     found = sorted(name for name in contents if not name.startswith('__'))
     raise ValueError(f'{path} holds no variable {variable!r} (found: {found}). {_GET_CODE}')
@@ -328,6 +332,7 @@ class BbcPose(tfds.core.GeneratorBasedBuilder):
     dataset_path = os.fspath(dl_manager.manual_dir)
     annotations = validate(dataset_path)
     self.info.metadata['joint_names'] = list(JOINT_NAMES)
+    self.info.metadata[SOURCE_KEY] = os.path.realpath(dataset_path)
     self.info.metadata['videos'] = {split: video_table(frames) for split, frames in annotations.items()}
     return {
         split: self._generate_examples(dataset_path, frames) for split, frames in annotations.items()
@@ -353,16 +358,27 @@ def prepare(dataset_path, data_dir=None):
   """Builds BBC Pose into `data_dir` once and returns the builder; later calls reuse the built data.
 
   Args:
-    dataset_path: the manual download folder (subfolders 1..20 and code/); only read when building.
+    dataset_path: the manual download folder (subfolders 1..20 and code/). It must exist; a data dir whose
+      build came from another folder is refused rather than silently reused.
     data_dir: the TFDS data directory; None or '' means TFDS's default (~/tensorflow_datasets).
 
   Returns:
     The prepared `BbcPose` builder (array_record files).
   """
+  dataset_path = os.fspath(dataset_path)
+  if not dataset_path or not os.path.isdir(dataset_path):
+    raise FileNotFoundError(
+        f'BBC Pose folder {dataset_path!r} does not exist. Set config.dataset_path to the folder prepared '
+        f'as follows:\n{MANUAL_DOWNLOAD_INSTRUCTIONS}')
   builder = BbcPose(data_dir=data_dir or None, file_format='array_record')
-  if not builder.data_path.exists():  # TFDS's own test for a prepared dataset.
-    validate(dataset_path)  # Fails before TFDS creates anything.
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(dataset_path))
-    )
+  if builder.data_path.exists():  # TFDS's own test for a prepared dataset.
+    built_from = (builder.info.metadata or {}).get(SOURCE_KEY)
+    if built_from is not None and built_from != os.path.realpath(dataset_path):
+      raise ValueError(
+          f'The BBC Pose build in {builder.data_path} was made from {built_from}, not from {dataset_path}. To '
+          f'build from {dataset_path}, pass another --config.data_dir (or delete {builder.data_path}); to use '
+          f'the existing build, pass --config.dataset_path={built_from}.')
+    return builder
+  validate(dataset_path)  # Fails before TFDS creates anything.
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=dataset_path))
   return builder

@@ -148,10 +148,21 @@ def test_images_are_the_original_jpegs(built, split):
 
 
 def test_prepare_reuses_built_data(built):
-  _, builder = built
-  again = bbc_pose.prepare('/no/such/bbc/folder', builder.data_dir_root)
+  fake, builder = built
+  again = bbc_pose.prepare(fake.root, builder.data_dir_root)
   assert again.info.splits['test'].num_examples == builder.info.splits['test'].num_examples
   assert again.info.metadata['videos'] == builder.info.metadata['videos']
+  assert again.info.metadata[bbc_pose.SOURCE_KEY] == os.path.realpath(fake.root)
+
+
+def test_a_build_from_another_folder_is_not_reused(built, tmp_path):
+  fake, builder = built
+  with pytest.raises(FileNotFoundError, match=r'no/such/bbc/folder.*does not exist'):
+    bbc_pose.prepare('/no/such/bbc/folder', builder.data_dir_root)
+  other = tmp_path / 'other_download'
+  other.mkdir()
+  with pytest.raises(ValueError, match=rf'was made from {os.path.realpath(fake.root)}, not from {other}.*data_dir'):
+    bbc_pose.prepare(other, builder.data_dir_root)
 
 
 def test_missing_dataset_folder(tmp_path):
@@ -228,12 +239,15 @@ def test_mat_without_the_struct(tmp_path):
     bbc_pose.prepare(fake.root, tmp_path / 'data')
 
 
-def test_unreadable_mat(tmp_path):
+@pytest.mark.parametrize('text', [b'not a mat file', b'video frame x y\n1 2 3.5 4.5\n1 3 5 6\n'])
+def test_unreadable_mat(tmp_path, text):
+  """Text in place of the .mat file; the second makes scipy itself fail with an IndexError."""
   fake = _small_fake(tmp_path)
   with open(os.path.join(fake.root, 'code', 'results.mat'), 'wb') as f:
-    f.write(b'not a mat file')
-  with pytest.raises(ValueError, match=r'results\.mat is not a readable MATLAB file'):
+    f.write(text)
+  with pytest.raises(ValueError, match=r"results\.mat is not a readable MATLAB file.*struct 'results'"):
     bbc_pose.prepare(fake.root, tmp_path / 'data')
+  _assert_nothing_built(tmp_path / 'data')
 
 
 def test_missing_video_folder(tmp_path):

@@ -78,11 +78,14 @@ def test_open_split_unknown_split_lists_the_splits(built_bbc):
     datasets.open_split(builder, 'val')
 
 
-def test_bbc_pose_is_reused_once_built(built_bbc):
+def test_bbc_pose_is_reused_once_built_from_the_same_folder_only(built_bbc):
   config, builder, _ = built_bbc
-  config = make_config(dataset='bbc_pose', dataset_path='/no/such/folder', data_dir=config.data_dir)
-  again = datasets.prepare_dataset(config)
+  again = datasets.prepare_dataset(make_config(dataset='bbc_pose', dataset_path=config.dataset_path,
+                                               data_dir=config.data_dir))
   assert again.data_dir == builder.data_dir
+  elsewhere = make_config(dataset='bbc_pose', dataset_path='/no/such/folder', data_dir=config.data_dir)
+  with pytest.raises(FileNotFoundError, match='/no/such/folder'):
+    datasets.prepare_dataset(elsewhere)
 
 
 def test_pipeline_reads_the_built_bbc_pose(built_bbc):
