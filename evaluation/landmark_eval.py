@@ -18,7 +18,6 @@ import math
 import os
 from typing import Any, Mapping, Sequence
 
-import flax
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
@@ -37,6 +36,7 @@ from landmarks_jax.evaluation import mat_files
 from landmarks_jax.evaluation import mocap_metrics
 from landmarks_jax.evaluation import pictures
 from landmarks_jax.evaluation import regression
+from landmarks_jax.model.landmark_model import MODEL_FIELDS
 from landmarks_jax.model.landmark_model import model_from_config
 
 EVAL_DIR = 'eval'
@@ -57,6 +57,10 @@ GIF_MAX_FRAMES = 100
 PICTURE_SIDE = 256  # Frames are enlarged (by a whole factor) to about this many pixels for the pictures.
 
 
+_PASS_THE_RUNS_CONFIG = ("Pass the configuration the run was trained with: leave --config out to use the workdir's "
+                         "config.json (unless it was edited), or pass that run's config file and options.")
+
+
 class CheckpointError(ValueError):
   """The workdir has no usable checkpoint of the requested step."""
 
@@ -69,8 +73,13 @@ class VariablesMismatch(ValueError):
 # Checkpoint.
 
 
-def load_variables(workdir: str, step: int | None = None) -> tuple[dict, int]:
-  """The generator variables {'params', 'spectral'} (numpy) saved at `step` (default: the latest), and the step."""
+def load_variables(workdir: str, step: int | None = None,
+                   config: ml_collections.ConfigDict | None = None) -> tuple[dict, int]:
+  """The generator variables {'params', 'spectral'} (numpy) saved at `step` (default: the latest), and the step.
+
+  With `config`, the model options the checkpoint records are checked against config's first, so that a
+  config.json edited after training cannot run the weights with other options (VariablesMismatch).
+  """
   directory = os.path.join(workdir, checkpoints.CHECKPOINT_DIR)
   if not os.path.isdir(directory):
     raise CheckpointError(f'No checkpoint in {workdir}: {directory} does not exist. Pass the --workdir of a '
@@ -84,6 +93,11 @@ def load_variables(workdir: str, step: int | None = None) -> tuple[dict, int]:
     if step is not None and step not in saved:
       raise CheckpointError(f'No checkpoint of step {step} in {directory}; saved steps: {saved}. Pass one of '
                             f'them as --step, or leave --step out for the latest ({saved[-1]}).')
+    if config is not None:
+      try:
+        store.check_options(step or saved[-1], config, MODEL_FIELDS, fix=_PASS_THE_RUNS_CONFIG)
+      except checkpoints.CheckpointMismatch as error:
+        raise VariablesMismatch(str(error)) from error
     state, meta = store.restore_raw(step)
   finally:
     store.close()
@@ -93,27 +107,17 @@ def load_variables(workdir: str, step: int | None = None) -> tuple[dict, int]:
   return state['generator'], int(meta.get('step', saved[-1] if step is None else step))
 
 
-def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(tree))
-  return {'/'.join(path): tuple(np.shape(value)) for path, value in flat.items()}
-
-
 def check_variables(config: ml_collections.ConfigDict, variables: Mapping[str, Any]) -> None:
   """Raises VariablesMismatch, naming the differences, when `variables` do not fit config's model."""
   model = model_from_config(config)
   image = train_state.sample_image(config)
-  expected = _shapes(jax.eval_shape(lambda a: model.init(jax.random.PRNGKey(0), a, a), image))
-  found = _shapes(variables)
-  problems = [f'{name} is {found[name]} in the checkpoint but {shape} for the config'
-              for name, shape in sorted(expected.items()) if name in found and found[name] != shape]
-  problems += [f'{name} is missing from the checkpoint' for name in sorted(set(expected) - set(found))]
-  problems += [f'{name} is in the checkpoint but not in the model' for name in sorted(set(found) - set(expected))]
+  problems = checkpoints.shape_differences(
+      variables, jax.eval_shape(lambda a: model.init(jax.random.PRNGKey(0), a, a), image))
   if problems:
     shown = '\n  '.join(problems[:6]) + (f'\n  ... and {len(problems) - 6} more' if len(problems) > 6 else '')
     raise VariablesMismatch(
         f'The checkpoint does not fit the model of this configuration (n_landmarks={config.n_landmarks}, '
-        f'use_fg_bg_mask={config.use_fg_bg_mask}, ...):\n  {shown}\nPass the configuration the run was trained '
-        "with: leave --config out to use the workdir's config.json, or pass that run's config file.")
+        f'use_fg_bg_mask={config.use_fg_bg_mask}, ...):\n  {shown}\n{_PASS_THE_RUNS_CONFIG}')
 
 
 # ----------------------------------------------------------------------------------------------------------

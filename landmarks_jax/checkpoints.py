@@ -2,14 +2,21 @@
 
 `workdir/checkpoints/<step>/` holds the whole training state (step, generator and discriminator variables,
 both optimizer states, RNG) and a small JSON record (the input position, the global batch, where the weights
-came from). The input pipeline is a pure function of the step, so the step is the exact input position.
-`workdir/config.json` holds the resolved configuration; a run in a workdir whose configuration differs in
-anything but the options below stops rather than mix two runs.
+came from, and the options the state was trained with). The input pipeline is a pure function of the step, so
+the step is the exact input position. `workdir/config.json` holds the resolved configuration; a run in a
+workdir whose configuration differs in anything but the options below stops rather than mix two runs, and so
+does a run whose options differ from those its checkpoint records (config.json may have been edited or lost).
+
+Nothing is written before these checks pass, and no state with a non-finite array is ever saved. A checkpoint
+that cannot be read is reported by step and file, with the older steps that exist.
 """
 
 import json
 import os
-from typing import Any
+import re
+import shutil
+import sys
+from typing import Any, Collection, Mapping
 
 import flax
 import jax
@@ -21,6 +28,11 @@ from landmarks_jax import files
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
+# Where training moves a checkpoint it cannot read, so that its step can be saved again and nothing is lost.
+UNREADABLE_DIR = 'unreadable_checkpoints'
+# The key of a checkpoint's JSON record that holds the options it was trained with.
+OPTIONS_KEY = 'config'
+_JSON_FILES = ('_CHECKPOINT_METADATA', 'meta/metadata', 'state/_METADATA')
 
 # Options a resumed run may change: length, logging, machine and file locations.
 RESUMABLE_OPTIONS = frozenset({
@@ -36,26 +48,65 @@ class ConfigMismatch(ValueError):
   """The workdir holds a run with another configuration."""
 
 
-def _plain(config: ml_collections.ConfigDict) -> dict:
+class CheckpointMismatch(ValueError):
+  """A checkpoint was trained with other options, or its arrays do not fit this configuration's networks."""
+
+
+class CheckpointUnreadable(RuntimeError):
+  """A checkpoint's files are damaged or missing; the message names the step, the file and the older steps."""
+
+  def __init__(self, step: int, message: str):
+    super().__init__(message)
+    self.step = step
+
+
+class NonFiniteState(FloatingPointError):
+  """A state holding NaN or infinite arrays was about to be saved."""
+
+
+def plain_config(config: ml_collections.ConfigDict) -> dict:
+  """The configuration as JSON values (tuples as lists), as config.json and each checkpoint record it."""
   return json.loads(config.to_json_best_effort(sort_keys=True))
 
 
-def write_or_check_config(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -> None:
-  """Writes config.json for a new run, or checks that a resumed run uses the same configuration."""
+def option_differences(previous: Mapping[str, Any], current: Mapping[str, Any],
+                       names: Collection[str] | None = None, saved_as: str = 'saved') -> list[str]:
+  """One line per option that differs: `names`, or every option but the resumable ones."""
+  if names is None:
+    names = {k for k in set(previous) | set(current) if k not in RESUMABLE_OPTIONS}
+  return [f'  {k}: {saved_as} {previous.get(k)!r}, this run has {current.get(k)!r}'
+          for k in sorted(names) if previous.get(k) != current.get(k)]
+
+
+def check_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigMismatch when the workdir's config.json differs from `config` in a non-resumable option."""
   path = os.path.join(workdir, CONFIG_FILE)
-  current = _plain(config)
-  if os.path.exists(path):
+  if not os.path.exists(path):
+    return
+  try:
     with open(path) as f:
       previous = json.load(f)
-    differing = sorted(k for k in set(previous) | set(current)
-                       if k not in RESUMABLE_OPTIONS and previous.get(k) != current.get(k))
-    if differing:
-      lines = [f'  {k}: workdir has {previous.get(k)!r}, this run has {current.get(k)!r}' for k in differing]
-      raise ConfigMismatch(f'{workdir} already holds a run with a different configuration:\n' + '\n'.join(lines) +
-                           '\nUse another --workdir for a new run, or pass the same options to resume this one.')
+  except (OSError, ValueError) as error:
+    raise ConfigMismatch(f'{path} is unreadable ({error}); restore it, or move it away to resume with the '
+                         "options this run's checkpoint records.") from error
+  lines = option_differences(previous, plain_config(config), saved_as='workdir has')
+  if lines:
+    raise ConfigMismatch(f'{workdir} already holds a run with a different configuration:\n' + '\n'.join(lines) +
+                         '\nUse another --workdir for a new run, or pass the same options to resume this one.')
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes the workdir's config.json whole."""
+  os.makedirs(workdir, exist_ok=True)
+  files.write_text_atomically(os.path.join(workdir, CONFIG_FILE),
+                              json.dumps(plain_config(config), indent=2, sort_keys=True))
+
+
+def write_or_check_config(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -> None:
+  """Checks that a resumed run uses the workdir's configuration, then (with `write`) writes config.json."""
+  check_config(workdir, config)
   if write:
-    os.makedirs(workdir, exist_ok=True)
-    files.write_text_atomically(path, json.dumps(current, indent=2, sort_keys=True))
+    write_config(workdir, config)
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -63,30 +114,90 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found: is {workdir} a training workdir?')
-  with open(path) as f:
-    values = json.load(f)
+  try:
+    with open(path) as f:
+      values = json.load(f)
+  except ValueError as error:
+    raise ValueError(f'{path} is not valid JSON ({error}); restore it, or pass the run\'s --config.') from error
   for key, value in values.items():
     if isinstance(value, list):
       values[key] = tuple(value)
   return ml_collections.ConfigDict(values)
 
 
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  """{'a/b/c': shape} of every array of a nested dict (or orbax's tree metadata)."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {'/'.join(str(getattr(k, 'key', k)) for k in path): tuple(value.shape) if hasattr(value, 'shape')
+          else tuple(np.shape(value)) for path, value in leaves}
+
+
+def shape_differences(saved: Any, expected: Any) -> list[str]:
+  """One line per array whose shape differs between two trees, or that only one of them holds."""
+  found, wanted = _shapes(saved), _shapes(expected)
+  lines = [f'{name} is {found[name]} in the checkpoint but {shape} for the config'
+           for name, shape in sorted(wanted.items()) if name in found and found[name] != shape]
+  lines += [f'{name} is missing from the checkpoint' for name in sorted(set(wanted) - set(found))]
+  lines += [f'{name} is in the checkpoint but not in the model' for name in sorted(set(found) - set(wanted))]
+  return lines
+
+
+def _ignore_reports_of_closed_event_loops() -> None:
+  """Silences the one report tensorstore's late reads make after a failed restore, once per process.
+
+  When one array of a checkpoint fails to read, orbax closes its event loop while tensorstore still has reads
+  in flight; each of them then reports 'Event loop is closed', hundreds of tracebacks that hide the cause.
+  """
+  if getattr(sys.unraisablehook, 'ignores_closed_event_loops', False):
+    return
+  previous = sys.unraisablehook
+
+  def hook(report):
+    if isinstance(report.exc_value, RuntimeError) and str(report.exc_value) == 'Event loop is closed':
+      return
+    previous(report)
+
+  hook.ignores_closed_event_loops = True
+  sys.unraisablehook = hook
+
+
+def _damaged_file(step_dir: str, error: BaseException) -> str:
+  """The file or folder of a checkpoint that an orbax or tensorstore error points at, as well as can be told."""
+  for name in _JSON_FILES:
+    path = os.path.join(step_dir, name)
+    if os.path.exists(path):
+      try:
+        with open(path) as f:
+          json.load(f)
+      except (OSError, ValueError):
+        return f'{path} (not valid JSON)'
+  text = str(error)
+  if match := re.search(r'Error reading "([^"]+)" in OCDBT database at local file "([^"]+)"', text):
+    return f'a data file under {match.group(2)} (array {match.group(1)})'
+  for item in ('state', 'meta'):
+    if not os.path.isdir(os.path.join(step_dir, item)):
+      return f'{os.path.join(step_dir, item)} (missing)'
+  return step_dir
+
+
 class Checkpoints:
   """Saves and restores training states under `workdir/checkpoints` with orbax.
 
   Every process can restore; only processes created with `writer=True` save (process 0 in a multi-host run).
+  Nothing is created on disk before the first save.
   """
 
   def __init__(self, workdir: str, max_to_keep: int = 3, writer: bool = True):
+    self.workdir = workdir
     self.directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
     self.writer = writer
-    if writer:
-      os.makedirs(self.directory, exist_ok=True)
     me = jax.process_index()
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=False, enable_async_checkpointing=False,
         multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}))
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers={'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
     self._manager.reload()
@@ -94,32 +205,106 @@ class Checkpoints:
 
   def all_steps(self) -> list[int]:
     self._manager.reload()
-    return list(self._manager.all_steps())
+    return sorted(self._manager.all_steps())
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    """Saves a host-side (unreplicated) state under `step`."""
+    """Saves a host-side (unreplicated) state under `step`; refuses one with a non-finite array."""
     if not self.writer:
       return
     tree = jax.tree_util.tree_map(np.asarray, flax.serialization.to_state_dict(state))
+    flat = flax.traverse_util.flatten_dict(tree) if isinstance(tree, dict) else {}
+    bad = ['/'.join(map(str, path)) for path, value in flat.items()
+           if np.issubdtype(value.dtype, np.inexact) and not np.all(np.isfinite(value))]
+    if bad:
+      raise NonFiniteState(f'Not saving step {step}: {len(bad)} arrays of the state hold NaN or infinite values '
+                           f'(first: {bad[0]}).')
+    os.makedirs(self.directory, exist_ok=True)
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(dict(meta, step=step))), force=True)
     self._manager.wait_until_finished()
+
+  def _unreadable(self, step: int, error: BaseException) -> CheckpointUnreadable:
+    step_dir = os.path.join(self.directory, str(step))
+    cause = ' '.join(str(error).split())[:400] or type(error).__name__
+    older = [s for s in self.all_steps() if s < step]
+    lines = [f'Checkpoint {step} in {self.directory} is unreadable: {cause}',
+             f'  Damaged: {_damaged_file(step_dir, error)}']
+    if older:
+      lines += [f'  Older checkpoints: steps {", ".join(map(str, reversed(older)))}.',
+                f'  Evaluate one: python -m landmarks_jax.evaluate --workdir={self.workdir} --step={older[-1]}',
+                f'  Training on resumes from the newest readable one by itself and moves step {step} to '
+                f'{os.path.join(self.workdir, UNREADABLE_DIR)}.']
+    else:
+      lines.append('  No older checkpoint exists; restore the files, or move the checkpoints folder away to '
+                   'train from the start.')
+    return CheckpointUnreadable(step, '\n'.join(lines))
+
+  def _restore(self, step: int, **items) -> dict:
+    """orbax's restore of the given items; a damaged checkpoint becomes CheckpointUnreadable."""
+    _ignore_reports_of_closed_event_loops()
+    try:
+      return self._manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as error:  # pylint: disable=broad-except
+      raise self._unreadable(step, error) from error
+
+  def meta(self, step: int | None = None) -> dict:
+    """The JSON record saved with `step` (default: the latest), without reading the arrays."""
+    step = self._resolve(step)
+    return dict(self._restore(step, meta=ocp.args.JsonRestore())['meta'])
+
+  def check_options(self, step: int, config: ml_collections.ConfigDict, names: Collection[str] | None = None,
+                    fix: str = 'Pass the options it was trained with (as --config.NAME=VALUE), or use another '
+                               '--workdir for a new run.') -> None:
+    """Raises CheckpointMismatch, ending with `fix`, when the options saved with `step` differ from config's
+    (`names`, or all but the resumable ones). Checkpoints saved without their options pass; their shapes are
+    checked on restore."""
+    saved = self.meta(step).get(OPTIONS_KEY)
+    if saved is None:
+      return
+    lines = option_differences(saved, plain_config(config), names, saved_as='checkpoint has')
+    if lines:
+      raise CheckpointMismatch(f'Checkpoint {step} in {self.directory} was trained with other options:\n' +
+                               '\n'.join(lines) + '\n' + fix)
 
   def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict]:
     """The state saved at `step` (default: the latest), shaped like `template`, and its JSON record."""
     step = self._resolve(step)
     target = jax.tree_util.tree_map(np.asarray, flax.serialization.to_state_dict(template))
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+    try:
+      saved = self._manager.item_metadata(step)['state']
+    except Exception as error:  # pylint: disable=broad-except
+      raise self._unreadable(step, error) from error
+    if saved is None:
+      raise self._unreadable(step, FileNotFoundError('the state has no readable metadata'))
+    lines = shape_differences(saved, target)
+    if lines:
+      shown = '\n  '.join(lines[:6]) + (f'\n  ... and {len(lines) - 6} more' if len(lines) > 6 else '')
+      raise CheckpointMismatch(f'Checkpoint {step} in {self.directory} does not fit the networks of this '
+                               f'configuration:\n  {shown}\nPass the options the run was trained with.')
+    restored = self._restore(step, state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
     return flax.serialization.from_state_dict(template, restored['state']), dict(restored['meta'])
 
   def restore_raw(self, step: int | None = None) -> tuple[dict, dict]:
     """The saved state as nested dicts of numpy arrays, without a template, and its JSON record."""
     step = self._resolve(step)
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    restored = self._restore(step, state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
     state = jax.tree_util.tree_map(np.asarray, restored['state'])
     return state, dict(restored['meta'])
+
+  def set_aside(self, step: int) -> str | None:
+    """Moves an unreadable checkpoint out of the checkpoints folder (writers only); returns where it went."""
+    if not self.writer:
+      return None
+    source = os.path.join(self.directory, str(step))
+    target = os.path.join(self.workdir, UNREADABLE_DIR, str(step))
+    suffix = 1
+    while os.path.exists(target):
+      target = os.path.join(self.workdir, UNREADABLE_DIR, f'{step}.{suffix}')
+      suffix += 1
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.move(source, target)
+    self._manager.reload()
+    return target
 
   def _resolve(self, step: int | None) -> int:
     steps = self.all_steps()

@@ -37,7 +37,7 @@ def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int
   """The command without its flags: evaluates `step` (default latest) of `workdir`; returns the metrics."""
   config = config or checkpoints.read_config(workdir)
   distributed.initialize(config)
-  variables, step = landmark_eval.load_variables(workdir, step)
+  variables, step = landmark_eval.load_variables(workdir, step, config)
   landmark_eval.check_variables(config, variables)
   builder = datasets.prepare_dataset(config)
   return landmark_eval.evaluate(config, variables, workdir, step, builder=builder)
@@ -48,7 +48,8 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   try:
     metrics = run(FLAGS.workdir, FLAGS.config, FLAGS.step)
-  except (FileNotFoundError, landmark_eval.CheckpointError, landmark_eval.VariablesMismatch) as error:
+  except (FileNotFoundError, landmark_eval.CheckpointError, landmark_eval.VariablesMismatch,
+          checkpoints.CheckpointUnreadable) as error:
     raise SystemExit(f'Error: {error}') from error
   if jax.process_index() == 0:
     print(json.dumps(metrics, indent=2))

@@ -52,7 +52,7 @@ def import_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, workdi
   checkpoints.write_or_check_config(workdir, config)
   ckpts.save(0, state, {'imported_from': os.path.abspath(checkpoint),
                         'discriminator_from': os.path.abspath(discriminator) if discriminator else None,
-                        'input_position': 0})
+                        'input_position': 0, checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)})
   ckpts.close()
   return 0
 

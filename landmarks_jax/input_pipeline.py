@@ -135,6 +135,29 @@ class VideoTable:
     return record + offset
 
 
+def check_temporal_range(videos: Sequence[Sequence[int]], num_records: int, temporal_range: Sequence[int],
+                         split: str = 'train') -> None:
+  """Refuses a temporal range that no video of the split, or most of its frames, can honour.
+
+  A frame has a partner at least range_min frames away when its video has more than range_min frames after
+  it, or range_min frames before it; otherwise the original's rule falls back to a nearer frame (the first of
+  the video, when going backward from a frame near the start). Where that happens for most frames, training
+  pairs a frame with itself or its neighbours without a word; this says so instead.
+  """
+  table = VideoTable.from_videos(videos, num_records)
+  range_min = int(temporal_range[0])
+  too_near = (table.num_frames - table.frame_index <= range_min) & (table.frame_index < range_min)
+  if too_near.mean() <= 0.5:
+    return
+  longest = int(np.argmax(table.num_frames))
+  raise ValueError(
+      f'config.temporal_range={tuple(temporal_range)} asks for partners at least {range_min} frames away, '
+      f'but {too_near.sum()} of the {num_records} frames of the {split} split have none that far: its longest '
+      f'video ({int(table.video[longest])}) has {int(table.num_frames[longest])} frames. Lower the range (e.g. '
+      f'--config.temporal_range=({max(1, int(table.num_frames[longest]) // 4)},'
+      f'{max(2, int(table.num_frames[longest]) // 2)})), or use longer videos.')
+
+
 def select_records(num_records: int, videos: Sequence[Sequence[int]] | None = None,
                    frames_per_video: int | None = None, val_frac: float | None = None) -> np.ndarray:
   """Record indices to walk, in record order: all, or the leading frames of each video.

@@ -70,16 +70,35 @@ def _prepare_data(config: ml_collections.ConfigDict):
 
 
 def _initial_state(config: ml_collections.ConfigDict, ckpts: checkpoints.Checkpoints,
-                   global_batch: int) -> train_state.TrainState:
-  """The latest checkpoint of the workdir, else a fresh state (initialised from resume_ckpt* if given)."""
+                   global_batch: int) -> tuple[train_state.TrainState, list[int]]:
+  """The newest readable checkpoint of the workdir, else a fresh state (initialised from resume_ckpt* if given).
+
+  A checkpoint trained with other options is an error; an unreadable one is skipped for the next older one,
+  saying so. Returns the state and the unreadable steps skipped (the caller moves them aside when it saves).
+  """
   state = train_state.create_train_state(config)
-  if ckpts.latest_step() is not None:
-    state, meta = ckpts.restore(state)
+  unreadable = []
+  for step in reversed(ckpts.all_steps()):
+    try:
+      ckpts.check_options(step, config)
+      state, meta = ckpts.restore(state, step)
+    except checkpoints.CheckpointUnreadable as error:
+      logging.warning('%s', error)
+      unreadable.append(error)
+      continue
     if meta.get('global_batch', global_batch) != global_batch:
       logging.warning('Resuming with global batch %d, saved with %d: the data order changes from here on.',
                       global_batch, meta['global_batch'])
-    logging.info('Resumed from step %d.', int(state.step))
-    return state
+    skipped = [error.step for error in unreadable]
+    if skipped:
+      logging.warning('Resumed from step %d, the newest readable checkpoint; unreadable steps %s will be moved to '
+                      '%s at the first save.', step, skipped, os.path.join(ckpts.workdir, checkpoints.UNREADABLE_DIR))
+    else:
+      logging.info('Resumed from step %d.', step)
+    return state, skipped
+  if unreadable:
+    raise checkpoints.CheckpointUnreadable(
+        unreadable[0].step, f'{unreadable[0]}\nNone of the checkpoints {[e.step for e in unreadable]} is readable.')
   if config.resume_ckpt:
     state = state.replace(generator=pretrained.generator_variables(config.resume_ckpt, config))
     logging.info('Generator initialised from %s.', config.resume_ckpt)
@@ -88,15 +107,18 @@ def _initial_state(config: ml_collections.ConfigDict, ckpts: checkpoints.Checkpo
     logging.info('Discriminator initialised from %s.', config.resume_ckpt_D)
   if config.resume_ckpt_opt_G or config.resume_ckpt_opt_D:
     logging.warning('resume_ckpt_opt_G/D are ignored: optimizer states resume with their workdir.')
-  return state
+  return state, []
 
 
 def _check_finite(step: int, metrics: dict[str, float], last_saved: int | None) -> None:
-  bad = {k: v for k, v in metrics.items() if k.startswith('loss') and not np.isfinite(v)}
-  if bad:
-    terms = ', '.join(f'{k}={v}' for k, v in sorted(metrics.items()))
+  """Raises NonFiniteLossError when a loss, or the weights after the update, of `step` are not finite."""
+  bad_loss = any(k.startswith('loss') and not np.isfinite(v) for k, v in metrics.items())
+  bad_weights = metrics.get(train_step.WEIGHTS_FINITE, 1.0) < 1.0
+  if bad_loss or bad_weights:
+    terms = ', '.join(f'{k}={v}' for k, v in sorted(metrics.items()) if k != train_step.WEIGHTS_FINITE)
+    what = 'Non-finite loss' if bad_loss else 'Weights became NaN or infinite'
     kept = f'the last checkpoint (step {last_saved}) is kept' if last_saved is not None else 'nothing was saved'
-    raise NonFiniteLossError(f'Non-finite loss at step {step} ({terms}); training stopped and {kept}. Try a '
+    raise NonFiniteLossError(f'{what} at step {step} ({terms}); training stopped and {kept}. Try a '
                              'lower --config.learning_rate, or gradient clipping (--config.no_grad_clip=False).')
 
 
@@ -122,17 +144,23 @@ class Trainer:
     self.started = time.monotonic()
     self.config, self.workdir = config, workdir
     self.is_chief = jax.process_index() == 0
-    checkpoints.write_or_check_config(workdir, config, write=self.is_chief)
-    self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.is_chief)
+    # Everything is checked (config.json, the checkpoint's options and shapes, the data) before the first
+    # file is written, so that a start that fails leaves the workdir as it found it.
+    checkpoints.check_config(workdir, config)
+    self.global_batch = config.batch_size * jax.device_count()
+    self.ckpts = checkpoints.Checkpoints(workdir, config.max_to_keep, writer=self.is_chief)
+    state, self.unreadable_steps = _initial_state(config, self.ckpts, self.global_batch)
+    self.start_step = int(state.step)
+    self.last_saved = self.start_step if self.ckpts.all_steps() else None
     self.builder = _prepare_data(config)
     self.train_source, self.train_videos = datasets.open_split(self.builder, 'train')
-    self.global_batch = config.batch_size * jax.device_count()
+    if config.use_temporal:
+      input_pipeline.check_temporal_range(self.train_videos, len(self.train_source), config.temporal_range)
     self.schedule = Schedule.from_config(
         config, input_pipeline.steps_per_epoch(len(self.train_source), self.global_batch))
-    self.ckpts = checkpoints.Checkpoints(workdir, config.max_to_keep, writer=self.is_chief)
-    state = _initial_state(config, self.ckpts, self.global_batch)
-    self.start_step = int(state.step)
-    self.last_saved = self.ckpts.latest_step()
+    if self.is_chief:
+      checkpoints.write_config(workdir, config)
+    self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.is_chief)
     self.state = train_step.replicate(state)
     self.vgg = train_step.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
     self.p_train_step = train_step.make_p_train_step(config)
@@ -160,8 +188,14 @@ class Trainer:
     return passed
 
   def save(self, step: int) -> None:
+    for unreadable in self.unreadable_steps:
+      moved = self.ckpts.set_aside(unreadable)
+      if moved:
+        logging.warning('Moved unreadable checkpoint %d to %s.', unreadable, moved)
+    self.unreadable_steps = []
     self.ckpts.save(step, train_step.unreplicate(self.state),
-                    {'global_batch': self.global_batch, 'input_position': step})
+                    {'global_batch': self.global_batch, 'input_position': step,
+                     checkpoints.OPTIONS_KEY: checkpoints.plain_config(self.config)})
     self.last_saved = step
 
   def write_pictures(self, step: int, batch: dict) -> None:
@@ -217,7 +251,8 @@ class Trainer:
           _check_finite(step, history[-1], self.last_saved)
           pending = None
         if last or schedule.due(step, schedule.log_every):
-          scalars = {k: float(np.mean([h[k] for h in history])) for k in history[-1]}
+          scalars = {k: float(np.mean([h[k] for h in history])) for k in history[-1]
+                     if k != train_step.WEIGHTS_FINITE}
           rate = (step - timer_step) / max(time.time() - timer_start, 1e-9)
           scalars.update(learning_rate=config.learning_rate, steps_per_sec=rate)
           self.writer.write_scalars(step, scalars)

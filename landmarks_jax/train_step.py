@@ -25,6 +25,9 @@ from landmarks_jax.train_state import TrainState
 from landmarks_jax.train_state import build_networks
 
 AXIS = 'batch'
+# A metric: 1 when every weight after the update is finite. An overflow can reach the weights before any loss
+# turns non-finite, and such weights must never reach a checkpoint.
+WEIGHTS_FINITE = 'weights_finite'
 
 
 def model_inputs(inputs: dict, config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -95,6 +98,8 @@ def train_step(state: TrainState, batch: dict, vgg_params: Any, *,
     metrics.update(loss_D=loss_d, loss_D_real=loss_real, loss_D_fake=loss_fake,
                    grad_norm_D=optax.tree.norm(d_grads))
 
+  finite = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves((generator, discriminator_vars))]
+  metrics[WEIGHTS_FINITE] = jnp.all(jnp.stack(finite)).astype(jnp.float32)
   new_state = state.replace(step=state.step + 1, generator=generator, discriminator=discriminator_vars,
                             generator_opt_state=g_opt_state, discriminator_opt_state=d_opt_state)
   return new_state, jax.lax.pmean(metrics, AXIS)

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -24,8 +25,10 @@ SAVED_STEP = 3
 SPLITS = ('train', 'validation', 'test')
 
 
-def _save_untrained_run(workdir, config):
-  checkpoints.Checkpoints(workdir).save(SAVED_STEP, train_state.create_train_state(config), meta={})
+def _save_untrained_run(workdir, config, step=SAVED_STEP):
+  """An untrained state saved as training saves it (with its options), and the run's config.json."""
+  checkpoints.Checkpoints(workdir).save(step, train_state.create_train_state(config),
+                                        meta={checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)})
   checkpoints.write_or_check_config(workdir, config)
 
 
@@ -281,12 +284,39 @@ def test_config_that_does_not_fit_the_checkpoint_names_the_fix(mocap_run):
   other = test_config.get_config()
   other.data_dir = config.data_dir
   other.n_landmarks = config.n_landmarks + 1
-  expected = r'(?s)does not fit.*is \(.*\) in the checkpoint but .*config\.json'
+  expected = r'(?s)n_landmarks: checkpoint has 4, this run has 5.*config\.json'
   with pytest.raises(landmark_eval.VariablesMismatch, match=expected):
     evaluate.run(workdir, config=other)
   variables, step = landmark_eval.load_variables(workdir)
   assert step == SAVED_STEP
   landmark_eval.check_variables(config, variables)  # The run's own config fits.
+  # A checkpoint without its options (as older versions saved them) is checked by its shapes.
+  with pytest.raises(landmark_eval.VariablesMismatch, match=r'(?s)is \(.*\) in the checkpoint but .*config\.json'):
+    landmark_eval.check_variables(other, variables)
+
+
+def test_an_edited_config_json_is_refused_by_the_checkpoints_record(mocap_run, tmp_path):
+  config, workdir, _ = mocap_run
+  copy = os.fspath(tmp_path / 'run')
+  shutil.copytree(os.path.join(workdir, 'checkpoints'), os.path.join(copy, 'checkpoints'))
+  edited = config.copy_and_resolve_references()
+  edited.img_size = 64  # the model's arrays do not depend on it, so only the record can tell
+  checkpoints.write_config(copy, edited)
+  with pytest.raises(landmark_eval.VariablesMismatch, match='img_size: checkpoint has 32, this run has 64'):
+    evaluate.run(copy)
+
+
+def test_an_unreadable_checkpoint_names_its_file_and_the_older_steps(mocap_run, tmp_path):
+  config, workdir, _ = mocap_run
+  copy = os.fspath(tmp_path / 'run')
+  shutil.copytree(workdir, copy)
+  _save_untrained_run(copy, config, step=SAVED_STEP + 2)
+  metadata = os.path.join(copy, 'checkpoints', str(SAVED_STEP + 2), 'meta', 'metadata')
+  os.truncate(metadata, 9)
+  expected = (rf'(?s)Checkpoint {SAVED_STEP + 2} .* is unreadable.*Damaged: {metadata} \(not valid JSON\).*'
+              rf'Older checkpoints: steps {SAVED_STEP}\..*evaluate --workdir={copy} --step={SAVED_STEP}')
+  with pytest.raises(checkpoints.CheckpointUnreadable, match=expected):
+    evaluate.run(copy)
 
 
 def test_trained_run_evaluates_end_to_end(bbc_run):
@@ -295,6 +325,7 @@ def test_trained_run_evaluates_end_to_end(bbc_run):
   config = config.copy_and_resolve_references()
   config.num_train_steps = 2
   config.save_every_steps = 2
+  config.temporal_range = (1, 2)  # the fake videos have 3 frames
   config.eval_at_end = False
   config.val_every_steps = -1
   config.log_images_every_steps = 0

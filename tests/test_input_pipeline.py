@@ -155,6 +155,16 @@ def test_select_records_leading_frames():
   np.testing.assert_array_equal(by_count, expected)
 
 
+def test_temporal_range_check_refuses_ranges_most_frames_cannot_honour():
+  videos = [[7, 0, 50], [9, 50, 20]]
+  input_pipeline.check_temporal_range(videos, 70, (3, 40))
+  input_pipeline.check_temporal_range(videos, 70, (30, 40))  # 10 of 50 and 20 of 20 frames fall short: 43 %
+  with pytest.raises(ValueError, match=r'42 of the 70 frames .*longest video \(7\) has 50 frames'):
+    input_pipeline.check_temporal_range(videos, 70, (36, 40))
+  with pytest.raises(ValueError, match=r'70 of the 70 frames'):
+    input_pipeline.check_temporal_range(videos, 70, (60, 100))
+
+
 def test_video_table_that_does_not_tile_the_split_is_an_error():
   with pytest.raises(ValueError, match='rebuild the dataset'):
     input_pipeline.VideoTable.from_videos(VIDEOS[:-1], NUM_RECORDS)

@@ -2,6 +2,7 @@
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 
@@ -29,6 +30,27 @@ def data_dir(tmp_path_factory):
   config.data_dir = path
   datasets.prepare_dataset(config)
   return path
+
+
+@pytest.fixture(scope='module')
+def four_steps(data_dir, tmp_path_factory):
+  """A workdir trained 4 steps with checkpoints 2 and 4; tests copy it before changing anything."""
+  workdir = str(tmp_path_factory.mktemp('four') / 'run')
+  train.train_and_evaluate(quick_config(data_dir, num_train_steps=4), workdir)
+  return workdir
+
+
+def copy_of(workdir, tmp_path):
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(workdir, copy)
+  return copy
+
+
+def listing(workdir):
+  """Every file below `workdir` with its size and modification time."""
+  return {os.path.join(root, name): (os.path.getsize(os.path.join(root, name)),
+                                     os.path.getmtime(os.path.join(root, name)))
+          for root, _, names in os.walk(workdir) for name in names}
 
 
 def quick_config(data_dir, **overrides):
@@ -70,9 +92,8 @@ def test_step_keeps_replicas_identical_and_lowers_the_loss(data_dir):
   assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
 
 
-def test_resume_matches_a_straight_run(data_dir, tmp_path):
-  straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
-  train.train_and_evaluate(quick_config(data_dir, num_train_steps=4), straight)
+def test_resume_matches_a_straight_run(data_dir, four_steps, tmp_path):
+  straight, resumed = four_steps, str(tmp_path / 'resumed')
   train.train_and_evaluate(quick_config(data_dir, num_train_steps=2), resumed)
   assert checkpoints.Checkpoints(resumed).all_steps() == [2]
   train.train_and_evaluate(quick_config(data_dir, num_train_steps=4), resumed)
@@ -126,6 +147,52 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_
   assert ckpts.all_steps() == [2]
   state, _ = ckpts.restore_raw(2)
   assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state['generator']))
+
+
+def test_weights_that_overflow_before_any_loss_stop_training_unsaved(data_dir, tmp_path):
+  """With learning rate 1e39 and no clipping, step 1's loss is finite but its update overflows the weights."""
+  workdir = str(tmp_path / 'overflow')
+  config = quick_config(data_dir, num_train_steps=3, save_every_steps=1, learning_rate=1e39, no_grad_clip=True,
+                        use_gan=False)
+  with pytest.raises(train.NonFiniteLossError, match=r'Weights became NaN or infinite at step 1 .*nothing was saved'):
+    train.train_and_evaluate(config, workdir)
+  assert checkpoints.Checkpoints(workdir).all_steps() == []
+
+
+def test_a_start_that_does_not_fit_the_checkpoint_leaves_the_workdir_as_it_was(data_dir, four_steps, tmp_path):
+  workdir = copy_of(four_steps, tmp_path)
+  os.unlink(os.path.join(workdir, checkpoints.CONFIG_FILE))
+  before = listing(workdir)
+  with pytest.raises(checkpoints.CheckpointMismatch, match='n_landmarks: checkpoint has 4, this run has 5'):
+    train.train_and_evaluate(quick_config(data_dir, num_train_steps=6, n_landmarks=5), workdir)
+  assert listing(workdir) == before
+  # config.json edited after training: the checkpoint's own record refuses the edited value.
+  edited = quick_config(data_dir, num_train_steps=6, img_size=64)
+  checkpoints.write_config(workdir, edited)
+  with pytest.raises(checkpoints.CheckpointMismatch, match='img_size: checkpoint has 32, this run has 64'):
+    train.train_and_evaluate(edited, workdir)
+
+
+def test_an_unreadable_checkpoint_is_skipped_for_the_older_one_and_moved_aside(data_dir, four_steps, tmp_path,
+                                                                                caplog):
+  workdir = copy_of(four_steps, tmp_path)
+  folder = os.path.join(workdir, 'checkpoints', '4', 'state', 'ocdbt.process_0', 'd')
+  largest = max((os.path.join(folder, name) for name in os.listdir(folder)), key=os.path.getsize)
+  os.truncate(largest, os.path.getsize(largest) // 2)
+  train.train_and_evaluate(quick_config(data_dir, num_train_steps=6), workdir)
+  assert 'Resumed from step 2, the newest readable checkpoint' in caplog.text
+  assert checkpoints.Checkpoints(workdir).all_steps() == [2, 4, 6]
+  assert os.path.isdir(os.path.join(workdir, checkpoints.UNREADABLE_DIR, '4', 'state'))
+  # Resumed from 2, so the new step 4 is the straight run's step 4.
+  leaves_close(checkpoints.Checkpoints(workdir).restore_raw(4)[0],
+               checkpoints.Checkpoints(four_steps).restore_raw(4)[0], atol=1e-6)
+
+
+def test_a_temporal_range_the_videos_cannot_honour_is_refused(data_dir, tmp_path):
+  workdir = str(tmp_path / 'range')
+  with pytest.raises(ValueError, match=r'temporal_range=\(60, 100\).*longest video \(\d+\) has 50 frames'):
+    train.train_and_evaluate(quick_config(data_dir, temporal_range=(60, 100)), workdir)
+  assert not os.path.exists(workdir)
 
 
 class _Closing:
