@@ -26,6 +26,7 @@ import tqdm
 
 from landmarks_jax import checkpoints
 from landmarks_jax import datasets
+from landmarks_jax import device_layout
 from landmarks_jax import files
 from landmarks_jax import input_pipeline
 from landmarks_jax import train_state
@@ -142,7 +143,7 @@ def make_encode_fn(config: ml_collections.ConfigDict):
       encoded['pred_mask'] = outputs['input_a_fg_mask']
     return encoded
 
-  return jax.pmap(encode, axis_name=train_step.AXIS)
+  return device_layout.data_parallel(encode)
 
 
 def _rows(array: np.ndarray) -> np.ndarray:
@@ -194,7 +195,7 @@ def dump_landmarks(config: ml_collections.ConfigDict, encode_fn, variables: Any,
     for batch in tqdm.tqdm(batches, total=num_batches, desc=description, disable=jax.process_index() != 0):
       for key, value in encode_fn(variables, batch['image']).items():
         if key != 'pred_mask' or keep_masks:
-          columns[key].append(_rows(train_step.local_rows(value)))
+          columns[key].append(_rows(device_layout.local_rows(value)))
       for key, name in fields.items():
         if key in batch:
           columns[name].append(_rows(batch[key]))
@@ -420,7 +421,7 @@ def evaluate(config: ml_collections.ConfigDict, variables: Any, workdir: str, st
   builder = builder or datasets.prepare_dataset(config)
   opened = {split: datasets.open_split(builder, split) for split in (FIT_SPLIT,) + tuple(splits)}
   encode_fn = make_encode_fn(config)
-  replicated = train_step.replicate(variables)
+  replicated = device_layout.replicate(variables)
   dumps = {split: dump_landmarks(config, encode_fn, replicated, source, keep_masks=split != FIT_SPLIT,
                                  description=f'landmarks {split}') for split, (source, _) in opened.items()}
   metadata = builder.info.metadata or {}

@@ -28,6 +28,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from landmarks_jax import config_validation
+from landmarks_jax import device_layout
 from landmarks_jax import distributed
 from landmarks_jax import train_state as train_state_lib
 from landmarks_jax import train_step as train_step_lib
@@ -189,11 +190,11 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
   num_local = jax.local_device_count()
   host_state = train_state_lib.create_train_state(config)
   host_vgg = vgg_weights.vgg_params(config) if config.use_vgg else None
-  state = train_step_lib.replicate(host_state)
-  vgg_params = train_step_lib.replicate(host_vgg) if config.use_vgg else None
+  state = device_layout.replicate(host_state)
+  vgg_params = device_layout.replicate(host_vgg) if config.use_vgg else None
   host_batch = synthetic_batch(config, num_local, config.seed)
   # Laid out as the step's own outputs, like the replicated state, so the compiled step accepts it as is.
-  batch = jax.pmap(lambda x: x, axis_name=train_step_lib.AXIS)(host_batch)
+  batch = device_layout.to_devices(host_batch)
   p_train_step = train_step_lib.make_p_train_step(config)
 
   start = time.perf_counter()

@@ -17,6 +17,7 @@ import numpy as np
 from landmarks_jax import checkpoints
 from landmarks_jax import config_validation
 from landmarks_jax import datasets
+from landmarks_jax import device_layout
 from landmarks_jax import input_pipeline
 from landmarks_jax import pretrained
 from landmarks_jax import train_state
@@ -123,7 +124,7 @@ def _check_finite(step: int, metrics: dict[str, float], last_saved: int | None) 
 
 
 def _host_metrics(metrics: Any) -> dict[str, float]:
-  return {k: float(v) for k, v in train_step.unreplicate(metrics).items()}
+  return {k: float(v) for k, v in device_layout.unreplicate(metrics).items()}
 
 
 def _console_line(step: int, num_steps: int, scalars: dict[str, float], steps_per_sec: float,
@@ -161,8 +162,8 @@ class Trainer:
     if self.is_chief:
       checkpoints.write_config(workdir, config)
     self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.is_chief)
-    self.state = train_step.replicate(state)
-    self.vgg = train_step.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
+    self.state = device_layout.replicate(state)
+    self.vgg = device_layout.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
     self.p_train_step = train_step.make_p_train_step(config)
     self.p_pictures = validation.make_p_pictures(config) if self.schedule.images_every else None
     self.p_validation = validation.make_p_validation_loss(config) if self.schedule.val_every else None
@@ -193,15 +194,15 @@ class Trainer:
       if moved:
         logging.warning('Moved unreadable checkpoint %d to %s.', unreadable, moved)
     self.unreadable_steps = []
-    self.ckpts.save(step, train_step.unreplicate(self.state),
+    self.ckpts.save(step, device_layout.unreplicate(self.state),
                     {'global_batch': self.global_batch, 'input_position': step,
                      checkpoints.OPTIONS_KEY: checkpoints.plain_config(self.config)})
     self.last_saved = step
 
   def write_pictures(self, step: int, batch: dict) -> None:
-    rng = train_step.replicate(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), step))
+    rng = device_layout.replicate(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), step))
     outputs = self.p_pictures(self.state.generator, batch, rng)
-    local = jax.tree_util.tree_map(lambda x: train_step.local_rows(x)[0], outputs)
+    local = jax.tree_util.tree_map(lambda x: device_layout.local_rows(x)[0], outputs)
     self.writer.write_images(step, train_visuals.training_images(local))
 
   def validate(self, step: int) -> None:
@@ -216,7 +217,7 @@ class Trainer:
 
   def evaluate(self, step: int) -> dict:
     from landmarks_jax.evaluation import landmark_eval  # pylint: disable=g-import-not-at-top
-    generator = train_step.unreplicate(self.state.generator)
+    generator = device_layout.unreplicate(self.state.generator)
     metrics = landmark_eval.evaluate(self.config, generator, self.workdir, step)
     self.writer.write_scalars(step, {f'eval/{k}': v for k, v in _flat_numbers(metrics).items()})
     return metrics

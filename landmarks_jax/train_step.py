@@ -9,22 +9,21 @@ pmap-specific.
 """
 
 import functools
-from typing import Any
+from typing import Any, Sequence
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
+from landmarks_jax import device_layout
 from landmarks_jax.augment import pairs
 from landmarks_jax.model import losses
 from landmarks_jax.model.vgg import VGGFeatures
 from landmarks_jax.train_state import TrainState
 from landmarks_jax.train_state import build_networks
 
-AXIS = 'batch'
+AXIS = device_layout.AXIS
 # A metric: 1 when every weight after the update is finite. An overflow can reach the weights before any loss
 # turns non-finite, and such weights must never reach a checkpoint.
 WEIGHTS_FINITE = 'weights_finite'
@@ -105,26 +104,7 @@ def train_step(state: TrainState, batch: dict, vgg_params: Any, *,
   return new_state, jax.lax.pmean(metrics, AXIS)
 
 
-def replicate(tree: Any) -> Any:
-  """Copies a pytree to every local device, laid out exactly as the pmapped step lays out its outputs.
-
-  `flax.jax_utils.replicate` alone gives arrays on a differently named device mesh, which makes the second
-  call of the step compile it all over again; passing them once through an identity pmap on the step's axis
-  gives the step's own layout.
-  """
-  return jax.pmap(lambda x: x, axis_name=AXIS)(flax.jax_utils.replicate(tree))
-
-
-def local_rows(x: jax.Array) -> np.ndarray:
-  """This process's rows (one per local device) of a pmapped output, as numpy."""
-  return np.concatenate([np.asarray(shard.data) for shard in x.addressable_shards])
-
-
-def unreplicate(tree: Any) -> Any:
-  """The first local device's copy of a replicated pytree, as numpy."""
-  return jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_shards[0].data)[0], tree)
-
-
-def make_p_train_step(config: ml_collections.ConfigDict):
-  """The pmapped step: (replicated state, sharded batch, replicated VGG params) -> (state, metrics)."""
-  return jax.pmap(functools.partial(train_step, config=config), axis_name=AXIS, donate_argnums=(0,))
+def make_p_train_step(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None):
+  """The data-parallel step: (replicated state, sharded batch, replicated VGG params) -> (state, metrics)."""
+  return device_layout.data_parallel(functools.partial(train_step, config=config), donate_argnums=(0,),
+                                     devices=devices)

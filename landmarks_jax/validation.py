@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from landmarks_jax import device_layout
 from landmarks_jax import train_step
 from landmarks_jax.augment import pairs
 from landmarks_jax.evaluation import pictures
@@ -21,7 +22,7 @@ from landmarks_jax.model import losses
 from landmarks_jax.model.landmark_model import model_from_config
 from landmarks_jax.model.vgg import VGGFeatures
 
-AXIS = train_step.AXIS
+AXIS = device_layout.AXIS
 PICTURE_KEYS = ('reconstruction', 'vis_centers', 'input_b_gauss_params', 'input_a_heatmaps', 'background_recon',
                 'decoded_foreground', 'input_a_fg_mask', 'input_b_fg_mask')
 
@@ -47,7 +48,7 @@ def make_p_pictures(config: ml_collections.ConfigDict):
     inputs, outputs = _reconstruct(generator, batch, rng, config, warped_only=False)
     return dict(inputs, **{k: outputs[k] for k in PICTURE_KEYS if k in outputs})
 
-  return jax.pmap(forward, axis_name=AXIS)
+  return device_layout.data_parallel(forward)
 
 
 def make_p_validation_loss(config: ml_collections.ConfigDict):
@@ -69,18 +70,18 @@ def make_p_validation_loss(config: ml_collections.ConfigDict):
     count = jax.lax.psum(jnp.sum(valid), AXIS)
     return total, count, inputs['target'], outputs['reconstruction']
 
-  return jax.pmap(step, axis_name=AXIS)
+  return device_layout.data_parallel(step)
 
 
 def run_validation(p_loss, generator: Any, vgg_params: Any, batches: Iterable[dict], render_dir: str | None,
                    num_renders: int) -> float:
   """Mean validation loss over all processes' examples; writes target | reconstruction PNGs to render_dir."""
   total, count, rendered = 0.0, 0.0, 0
-  rng = train_step.replicate(jax.random.PRNGKey(0))
+  rng = device_layout.replicate(jax.random.PRNGKey(0))
   for batch in batches:
     batch_total, batch_count, targets, reconstructions = p_loss(generator, batch, vgg_params, rng)
-    total += float(train_step.local_rows(batch_total)[0])
-    count += float(train_step.local_rows(batch_count)[0])
+    total += float(device_layout.local_rows(batch_total)[0])
+    count += float(device_layout.local_rows(batch_count)[0])
     if render_dir and rendered < num_renders:
       rendered += _write_renders(render_dir, rendered, num_renders, batch, targets, reconstructions)
   return total / max(count, 1.0)
@@ -89,8 +90,8 @@ def run_validation(p_loss, generator: Any, vgg_params: Any, batches: Iterable[di
 def _write_renders(render_dir, start, limit, batch, targets, reconstructions) -> int:
   os.makedirs(render_dir, exist_ok=True)
   valid = np.asarray(batch['valid']).reshape(-1)
-  targets = np.asarray(train_step.local_rows(targets)).reshape((-1,) + targets.shape[2:])
-  reconstructions = np.asarray(train_step.local_rows(reconstructions)).reshape((-1,) + reconstructions.shape[2:])
+  targets = np.asarray(device_layout.local_rows(targets)).reshape((-1,) + targets.shape[2:])
+  reconstructions = np.asarray(device_layout.local_rows(reconstructions)).reshape((-1,) + reconstructions.shape[2:])
   written = 0
   for i in np.flatnonzero(valid)[:limit - start]:
     pair = pictures.tile_grid([pictures.to_uint8_image(targets[i]), pictures.to_uint8_image(reconstructions[i])],

@@ -26,7 +26,7 @@ def main(workdir, data_dir, output, num_steps, coordinator='', num_processes='0'
   distributed.initialize(config)
   trainer = train.Trainer(config, workdir)
   trainer.run()
-  generator = train_step.unreplicate(trainer.state.generator)
+  generator = device_layout.unreplicate(trainer.state.generator)
   flat = flax.traverse_util.flatten_dict(generator, sep='/')
   np.savez(output, **flat)
 

@@ -15,6 +15,7 @@ import scipy.io
 
 from landmarks_jax import checkpoints
 from landmarks_jax import datasets
+from landmarks_jax import device_layout
 from landmarks_jax import evaluate
 from landmarks_jax import train_state
 from landmarks_jax import train_step
@@ -172,7 +173,7 @@ def test_dump_keeps_every_record_once_in_order_whatever_the_batch(mocap_run):
   config, workdir, _ = mocap_run
   source, _ = datasets.open_split(datasets.prepare_dataset(config), 'test')
   variables, _ = landmark_eval.load_variables(workdir)
-  replicated = train_step.replicate(variables)
+  replicated = device_layout.replicate(variables)
   encode_fn = landmark_eval.make_encode_fn(config)
   # 2 devices x 3 frames do not divide the split, so the last batch is padded.
   dump = landmark_eval.dump_landmarks(config, encode_fn, replicated, source, batch_size=3)

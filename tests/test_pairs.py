@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from landmarks_jax.augment import color_jitter as cj
+from landmarks_jax import device_layout
 from landmarks_jax.augment import pairs
 from landmarks_jax.augment import tps
 from landmarks_jax.configs import test as test_config
@@ -113,7 +114,7 @@ def test_runs_under_jit_and_pmap():
   stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *per_device)
   rngs = jax.random.split(jax.random.PRNGKey(4), devices)
 
-  pmapped = jax.pmap(lambda rng, batch: pairs.make_training_inputs(rng, batch, config), axis_name='batch')(
+  pmapped = device_layout.data_parallel(lambda rng, batch: pairs.make_training_inputs(rng, batch, config))(
       rngs, stacked)
   jitted = jax.jit(lambda rng, batch: pairs.make_training_inputs(rng, batch, config))
   for name in ('target', 'input_a', 'input_b', 'input_temporal'):

@@ -13,6 +13,7 @@ import pytest
 
 from landmarks_jax import checkpoints
 from landmarks_jax import datasets
+from landmarks_jax import device_layout
 from landmarks_jax import input_pipeline
 from landmarks_jax import train
 from landmarks_jax import train_state
@@ -74,8 +75,8 @@ def test_step_keeps_replicas_identical_and_lowers_the_loss(data_dir):
   config = quick_config(data_dir, use_gan=False, learning_rate=3e-3)
   assert jax.local_device_count() == 2
   source, videos = datasets.open_split(datasets.prepare_dataset(config), 'train')
-  state = train_step.replicate(train_state.create_train_state(config))
-  vgg = train_step.replicate(vgg_weights.vgg_params(config))
+  state = device_layout.replicate(train_state.create_train_state(config))
+  vgg = device_layout.replicate(vgg_weights.vgg_params(config))
   p_step = train_step.make_p_train_step(config)
   losses = []
   with input_pipeline.train_batches(config, source, videos, start_step=0, num_local_devices=2, process_index=0,
@@ -84,11 +85,11 @@ def test_step_keeps_replicas_identical_and_lowers_the_loss(data_dir):
     assert not np.array_equal(first['target'][0], first['target'][1])  # devices see different data
     for _ in range(40):
       state, metrics = p_step(state, first, vgg)
-      losses.append(float(train_step.local_rows(metrics['loss_G'])[0]))
+      losses.append(float(device_layout.local_rows(metrics['loss_G'])[0]))
   for leaf in jax.tree_util.tree_leaves((state.generator, state.generator_opt_state)):
-    rows = train_step.local_rows(leaf)
+    rows = device_layout.local_rows(leaf)
     np.testing.assert_array_equal(rows[0], rows[1])
-  assert int(train_step.unreplicate(state.step)) == 40
+  assert int(device_layout.unreplicate(state.step)) == 40
   assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
 
 
