@@ -25,7 +25,8 @@ def estimate_gaussians(logits: jax.Array, fixed_covariance: float | None = None)
     heatmaps (B, h, w, K) summing to 1 over each map, mean x (B, K), mean y (B, K), covariance (B, K, 2, 2).
   """
   b, h, w, k = logits.shape
-  flat = jax.nn.softmax(logits.reshape(b, h * w, k).astype(jnp.float32), axis=1)
+  # At least float32: a half-precision softmax would quantise the heatmaps; float64 stays float64.
+  flat = jax.nn.softmax(logits.reshape(b, h * w, k).astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=1)
   grid_y, grid_x = np.meshgrid(coordinate_grid(h), coordinate_grid(w), indexing='ij')
   coords = jnp.asarray(np.stack([grid_x.ravel(), grid_y.ravel()], axis=-1))  # (hw, 2)
   precision = jax.lax.Precision.HIGHEST

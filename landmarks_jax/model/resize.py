@@ -27,14 +27,14 @@ def bilinear_matrix(in_size: int, out_size: int, align_corners: bool) -> np.ndar
   matrix = np.zeros((out_size, in_size), np.float64)
   np.add.at(matrix, (np.arange(out_size), low), 1.0 - frac)
   np.add.at(matrix, (np.arange(out_size), high), frac)
-  return matrix.astype(np.float32)
+  return matrix  # float64, cast to the data's dtype where it is applied
 
 
 @functools.lru_cache(maxsize=None)
 def nearest_matrix(in_size: int, out_size: int) -> np.ndarray:
   """(out_size, in_size) selection of torch's default nearest rule, source floor(i * in / out)."""
   src = np.minimum(np.floor(np.arange(out_size) * (in_size / out_size)).astype(np.int64), in_size - 1)
-  matrix = np.zeros((out_size, in_size), np.float32)
+  matrix = np.zeros((out_size, in_size), np.float64)
   matrix[np.arange(out_size), src] = 1.0
   return matrix
 
