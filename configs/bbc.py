@@ -2,6 +2,11 @@
 
   python -m landmarks_jax.main --config=configs/bbc.py --workdir=runs/bbc \
       --config.dataset_path=/path/to/bbcpose
+
+The original trains this recipe on one GPU (use_DDP: False) with 16 images a step. global_batch_size=16 keeps
+exactly that on any number of devices: the same steps at the same learning rate, 16 / devices per device.
+For 16 per device instead (16 x devices a step, as the original's DDP would run it), add
+--config.global_batch_size=0 --config.batch_size=16 and consider raising the learning rate.
 """
 
 from landmarks_jax.configs import default
@@ -12,6 +17,7 @@ def get_config():
   config = default.get_config()
   config.epochs = 2000
   config.batch_size = 16
+  config.global_batch_size = 16  # The original's single-GPU batch, split over however many devices there are.
   config.n_landmarks = 30
   config.color_jitter = True
   config.dataset = 'bbc_pose'

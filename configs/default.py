@@ -91,6 +91,12 @@ def get_config():
   config.temporal_range = (3, 40)  # Temporal partner: at least 3 and under 40 annotated frames away.
   config.prefetch_batches = 2  # Batches prepared ahead of the device.
 
+  # --- Batch over the devices. ---
+  # The batch of one step over all devices and hosts; 0: batch_size per device times the devices, as the
+  # original's DDP. A positive value is split over the devices (it must divide evenly), so a run takes the same
+  # steps at the same learning rate on one GPU or eight.
+  config.global_batch_size = 0
+
   # --- Training schedule, checkpoints and logs. ---
   config.seed = 0  # Seeds initialisation, data order and augmentation.
   config.num_train_steps = -1  # Training length in steps; -1 derives it from epochs.

@@ -187,6 +187,7 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
   if warmup < 0 or profile_steps < 1:
     raise ValueError(f'--warmup must be >= 0 and --profile_steps >= 1, got {warmup} and {profile_steps}.')
   config_validation.validate_training_config(config)
+  config = config_validation.with_device_batch(config, jax.device_count())
   num_local = jax.local_device_count()
   host_state = train_state_lib.create_train_state(config)
   host_vgg = vgg_weights.vgg_params(config) if config.use_vgg else None

@@ -55,6 +55,9 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'config.dataset_variant must be one of {DATASET_VARIANTS}, got {config.dataset_variant!r}.')
   if config.batch_size < 1:
     raise ConfigError(f'config.batch_size (per device) must be at least 1, got {config.batch_size}.')
+  if config.global_batch_size < 0:
+    raise ConfigError(f'config.global_batch_size must be 0 (batch_size per device) or positive, got '
+                      f'{config.global_batch_size}.')
   if not 0.0 <= config.flip_probability <= 1.0:
     raise ConfigError(f'config.flip_probability must lie in [0, 1], got {config.flip_probability}.')
   low, high = config.temporal_range
@@ -89,3 +92,20 @@ def validate_training_config(config: ml_collections.ConfigDict) -> None:
   if config.time_limit_minutes < 0:
     raise ConfigError(f'config.time_limit_minutes must be 0 (no limit) or positive, got '
                       f'{config.time_limit_minutes}.')
+
+
+def with_device_batch(config: ml_collections.ConfigDict, device_count: int) -> ml_collections.ConfigDict:
+  """A copy of `config` whose batch_size is the per-device batch: global_batch_size split over `device_count`
+  devices when it is set, else batch_size as given. A global batch that does not split evenly is an error."""
+  resolved = config.copy_and_resolve_references()
+  total = config.global_batch_size
+  if total > 0:
+    if total % device_count:
+      per_device = max(1, total // device_count)
+      raise ConfigError(
+          f'config.global_batch_size={total} does not split over {device_count} devices. Use a multiple of '
+          f'{device_count} (e.g. --config.global_batch_size={per_device * device_count} or '
+          f'{(per_device + 1) * device_count}), or --config.global_batch_size=0 with a per-device '
+          '--config.batch_size.')
+    resolved.batch_size = total // device_count
+  return resolved

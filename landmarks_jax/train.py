@@ -143,14 +143,17 @@ class Trainer:
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
     self.started = time.monotonic()
-    self.config, self.workdir = config, workdir
+    # The options as given (what config.json and each checkpoint record), and as this run applies them
+    # (batch_size per device, from global_batch_size when that is set).
+    self.options, self.workdir = config, workdir
+    self.config = config = config_validation.with_device_batch(config, jax.device_count())
     self.is_chief = jax.process_index() == 0
     # Everything is checked (config.json, the checkpoint's options and shapes, the data) before the first
     # file is written, so that a start that fails leaves the workdir as it found it.
-    checkpoints.check_config(workdir, config)
+    checkpoints.check_config(workdir, self.options)
     self.global_batch = config.batch_size * jax.device_count()
     self.ckpts = checkpoints.Checkpoints(workdir, config.max_to_keep, writer=self.is_chief)
-    state, self.unreadable_steps = _initial_state(config, self.ckpts, self.global_batch)
+    state, self.unreadable_steps = _initial_state(self.options, self.ckpts, self.global_batch)
     self.start_step = int(state.step)
     self.last_saved = self.start_step if self.ckpts.all_steps() else None
     self.builder = _prepare_data(config)
@@ -160,7 +163,7 @@ class Trainer:
     self.schedule = Schedule.from_config(
         config, input_pipeline.steps_per_epoch(len(self.train_source), self.global_batch))
     if self.is_chief:
-      checkpoints.write_config(workdir, config)
+      checkpoints.write_config(workdir, self.options)
     self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.is_chief)
     self.state = device_layout.replicate(state)
     self.vgg = device_layout.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
@@ -196,7 +199,7 @@ class Trainer:
     self.unreadable_steps = []
     self.ckpts.save(step, device_layout.unreplicate(self.state),
                     {'global_batch': self.global_batch, 'input_position': step,
-                     checkpoints.OPTIONS_KEY: checkpoints.plain_config(self.config)})
+                     checkpoints.OPTIONS_KEY: checkpoints.plain_config(self.options)})
     self.last_saved = step
 
   def write_pictures(self, step: int, batch: dict) -> None:
@@ -225,8 +228,10 @@ class Trainer:
   def run(self) -> dict | None:
     """Trains from the start step to the end of the schedule or the time limit; returns the final evaluation."""
     config, schedule = self.config, self.schedule
-    logging.info('Training steps %d..%d (%d per epoch), global batch %d on %d devices.', self.start_step,
-                 schedule.num_steps, schedule.steps_per_epoch, self.global_batch, jax.device_count())
+    logging.info('Training steps %d..%d of %d (%d per epoch of %d frames; the last partial batch of each epoch '
+                 'is left out), global batch %d = %d per device x %d devices.', self.start_step + 1,
+                 schedule.num_steps, schedule.num_steps, schedule.steps_per_epoch, len(self.train_source),
+                 self.global_batch, config.batch_size, jax.device_count())
     hooks = []
     if self.is_chief:
       hooks.append(periodic_actions.ReportProgress(num_train_steps=schedule.num_steps, writer=self.writer))

@@ -1,6 +1,7 @@
 """Training: the pmapped step, exact resume, NaN handling, the command line and its config overrides."""
 
 import glob
+import logging
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from landmarks_jax import checkpoints
+from landmarks_jax import config_validation
 from landmarks_jax import datasets
 from landmarks_jax import device_layout
 from landmarks_jax import input_pipeline
@@ -187,6 +189,19 @@ def test_an_unreadable_checkpoint_is_skipped_for_the_older_one_and_moved_aside(d
   # Resumed from 2, so the new step 4 is the straight run's step 4.
   leaves_close(checkpoints.Checkpoints(workdir).restore_raw(4)[0],
                checkpoints.Checkpoints(four_steps).restore_raw(4)[0], atol=1e-6)
+
+
+def test_a_global_batch_splits_over_the_devices_as_the_per_device_batch_would(data_dir, four_steps, tmp_path,
+                                                                             caplog):
+  workdir = str(tmp_path / 'global')
+  caplog.set_level(logging.INFO)
+  train.train_and_evaluate(quick_config(data_dir, num_train_steps=2, global_batch_size=4, batch_size=7), workdir)
+  assert 'global batch 4 = 2 per device x 2 devices' in caplog.text
+  leaves_close(checkpoints.Checkpoints(workdir).restore_raw(2)[0],
+               checkpoints.Checkpoints(four_steps).restore_raw(2)[0], atol=1e-6)
+  with pytest.raises(config_validation.ConfigError, match=r'global_batch_size=3 does not split over 2 devices.*=2 '
+                                                          r'or 4'):
+    train.train_and_evaluate(quick_config(data_dir, global_batch_size=3), str(tmp_path / 'odd'))
 
 
 def test_a_temporal_range_the_videos_cannot_honour_is_refused(data_dir, tmp_path):
