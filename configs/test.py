@@ -31,7 +31,7 @@ def get_config():
   config.use_temporal = True
   config.use_warped = True
   config.vgg_random_init = True
-  config.num_workers = 1
+  config.num_workers = 0  # training batches made in this process: tests start no worker processes
   config.num_train_steps = 4
   config.save_every_steps = 2
   config.log_every_steps = 1

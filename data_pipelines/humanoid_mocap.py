@@ -311,7 +311,10 @@ def prepare(data_dir=None, variant: str = 'full', seed: int = 0) -> HumanoidMoca
     The prepared `HumanoidMocap` builder (array_record files).
   """
   config = make_config(variant, seed)
-  builder = HumanoidMocap(data_dir=data_dir or None, config=config, file_format='array_record')
+  # A registered config goes by its name: a builder rebuilt from a pickle (as the input pipeline's worker
+  # processes rebuild it) refuses a config object that shares a registered name.
+  builder = HumanoidMocap(data_dir=data_dir or None, config=config.name if config.name in VARIANTS else config,
+                          file_format='array_record')
   if not builder.data_path.exists():  # TFDS's own test for a prepared dataset.
     builder.download_and_prepare()
   return builder

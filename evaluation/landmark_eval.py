@@ -28,7 +28,9 @@ from landmarks_jax import checkpoints
 from landmarks_jax import datasets
 from landmarks_jax import device_layout
 from landmarks_jax import files
+from landmarks_jax import frames
 from landmarks_jax import input_pipeline
+from landmarks_jax import pixels
 from landmarks_jax import train_state
 from landmarks_jax import train_step
 from landmarks_jax.evaluation import bbc_metric
@@ -136,7 +138,7 @@ def make_encode_fn(config: ml_collections.ConfigDict):
   with_mask = bool(config.use_fg_bg_mask)
 
   def encode(variables, image):
-    outputs = model.apply(variables, image, with_mask=with_mask)
+    outputs = model.apply(variables, pixels.to_signed(image), with_mask=with_mask)
     mean_x, mean_y = outputs['vis_centers']
     encoded = {'mean_x': mean_x, 'mean_y': mean_y, 'covariance': outputs['vis_cov']}
     if with_mask:
@@ -198,7 +200,7 @@ def dump_landmarks(config: ml_collections.ConfigDict, encode_fn, variables: Any,
           columns[key].append(_rows(device_layout.local_rows(value)))
       for key, name in fields.items():
         if key in batch:
-          columns[name].append(_rows(batch[key]))
+          columns[name].append(_rows(frames.unit_float(batch[key]) if key == 'mask' else batch[key]))
   dump = _gather({key: np.concatenate(parts) for key, parts in columns.items()})
   valid = dump.pop('valid')
   return {key: value[valid] for key, value in dump.items()}
@@ -361,7 +363,9 @@ def skeleton(metadata: Mapping[str, Any]) -> list[tuple[int, int]] | None:
 def _crops(config: ml_collections.ConfigDict, source: Sequence[Mapping[str, Any]],
            records: np.ndarray) -> np.ndarray:
   """(n, S, S, 3) eval crops in [-1, 1] of the given records, as the model saw them."""
-  return np.stack([input_pipeline.eval_example(source, int(r), config.img_size, False)['image'] for r in records])
+  return frames.signed_float(np.stack([
+      frames.eval_example(source, int(r), config.img_size, False, reduced=config.reduced_decode)['image']
+      for r in records]))
 
 
 def _enlarge(images: np.ndarray, scale: int) -> np.ndarray:

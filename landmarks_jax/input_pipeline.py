@@ -1,15 +1,16 @@
-"""Host input pipeline: frames decoded, cropped and resized, batched as (devices, per-device batch, ...).
+"""Host input pipeline: batches of frames decoded, cropped and resized, laid out (devices, per-device batch, ...).
 
-A plain numpy pipeline rather than tf.data or Grain, for three reasons:
-- Every example is a pure function of (seed, step, position in the global batch): the epoch permutation comes
-  from (seed, epoch) and the temporal partner and flip from (seed, step, position). A resumed run therefore
-  restarts its input exactly by passing the step it resumes at; there is no iterator state to checkpoint, and
-  the examples do not depend on how many processes or devices share the global batch.
-- Frames are decoded by PIL in a thread pool (PIL releases the GIL while decoding and resizing), cropped with
-  `Image.crop` and resized with PIL's bilinear filter, so the pixels are those the PyTorch original feeds its
-  model (PIL crop, torchvision `Resize` on PIL images).
-- Nothing here runs TensorFlow, and nothing imports JAX: callers pass `jax.process_index()`, `process_count()`
-  and `local_device_count()`.
+- Every batch is a pure function of (seed, step) for training, of its position for validation and evaluation:
+  the epoch permutation comes from (seed, epoch), the temporal partner and flip from (seed, step, position in
+  the global batch). A resumed run restarts its input exactly by passing the step it resumes at; there is no
+  iterator state to checkpoint, and the examples do not depend on how many processes, devices or workers share
+  the work.
+- Grain runs it: training batches are made by `config.num_workers` worker processes (each makes whole
+  batches, in step order), so throughput grows with host cores; validation and evaluation, short walks, use
+  threads of this process. `num_workers=0` makes training batches in this process too.
+- Pixels stay uint8 (`frames.py` decodes and crops them); the step converts them on the device.
+- Nothing here imports JAX or TensorFlow: callers pass `jax.process_index()`, `process_count()` and
+  `local_device_count()`.
 
 Sources are sequences of dicts as `open_split` in `datasets.py` returns them: record i has 'image' (encoded
 bytes), 'video', 'frame', 'frame_index', 'joints' (J, 2), 'train_box', 'eval_box' (4,) and optionally 'mask'
@@ -21,22 +22,17 @@ p-th block of ceil(M / P) records), padded by repeating its last example with `v
 batch has the full static shape and every process runs the same number of batches.
 """
 
-import collections
-import concurrent.futures
 import dataclasses
 import functools
-import io
-import itertools
 import math
-import queue
-import threading
-import weakref
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
-Example = dict[str, np.ndarray]
+from landmarks_jax import frames
+
+Example = frames.Example
+RecordError = frames.RecordError
 
 # Seed domains: the permutation, training and validation streams never share a seed sequence (numpy pads
 # short seed lists with zeros, so [seed, epoch] alone could collide with [seed, step, 0]).
@@ -45,12 +41,8 @@ _TRAINING_STREAM = 1
 _VALIDATION_STREAM = 2
 # Validation pairs do not depend on config.seed, so runs with different seeds validate on the same pairs.
 _VALIDATION_SEED = 0
-
-_THREAD_PREFIX = 'landmarks-input'
-
-
-class RecordError(ValueError):
-  """A record that cannot be read, decoded or cropped; the message names its index, video and frame."""
+# Training never ends by itself; grain needs a length, and no run takes this many steps.
+_ENDLESS = 2 ** 48
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -212,189 +204,7 @@ def process_share(records: np.ndarray, process_index: int, process_count: int,
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Examples.
-
-
-def crop_resize(image: Image.Image, box: Sequence[float], size: int, flip: bool = False) -> Image.Image:
-  """Crops by a float box, optionally mirrors, and resizes to size x size with PIL's bilinear filter.
-
-  The crop goes through `Image.crop` itself, as in the original: Pillow rounds each box coordinate with
-  Python's `round` (checked in Pillow 13), to the nearest integer with ties to even, so a box of
-  (2.5, 3.5, ...) starts at column 2 and row 4. The mirror comes before the resize as in the original (hflip
-  of the crop, then torchvision's `Resize`, which on PIL images is `Image.resize` with the bilinear filter).
-  """
-  image = image.crop(tuple(float(v) for v in box))
-  if flip:
-    image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-  return image.resize((size, size), Image.Resampling.BILINEAR)
-
-
-def to_signed_float(image: Image.Image) -> np.ndarray:
-  """(H, W, C) float32 in [-1, 1] from an 8-bit PIL image, as ToTensor then Normalize(0.5, 0.5)."""
-  return np.asarray(image, np.float32) / 127.5 - 1.0
-
-
-def to_unit_float(image: Image.Image) -> np.ndarray:
-  """(H, W, 1) float32 in [0, 1] from an 8-bit single-channel PIL image."""
-  return (np.asarray(image, np.float32) / 255.0)[..., None]
-
-
-def normalized_joints(joints: np.ndarray, box: np.ndarray, flip: bool) -> np.ndarray:
-  """(J, 2) joints in [-1, 1] over the box, ((x - x_min) / w - 0.5) * 2 as the original's training target."""
-  x_min, y_min, x_max, y_max = (float(v) for v in box)
-  joints = np.asarray(joints, np.float64)
-  x = ((joints[:, 0] - x_min) / (x_max - x_min) - 0.5) * 2
-  y = ((joints[:, 1] - y_min) / (y_max - y_min) - 0.5) * 2
-  if flip:
-    x = -x
-  return np.stack([x, y], axis=-1).astype(np.float32)
-
-
-def _as_bytes(data: Any) -> bytes:
-  if isinstance(data, np.ndarray):
-    data = data.item()
-  return bytes(data)
-
-
-def _decode(data: Any, mode: str) -> Image.Image:
-  with Image.open(io.BytesIO(_as_bytes(data))) as image:
-    return image.convert(mode)
-
-
-def _describe(record: int, example: Mapping[str, Any] | None, table: VideoTable | None) -> str:
-  if example is not None and 'video' in example and 'frame' in example:
-    return f'record {record} (video {int(example["video"])}, frame {int(example["frame"])})'
-  if table is not None and 0 <= record < len(table.video):
-    return (f'record {record} (video {int(table.video[record])}, '
-            f'frame index {int(table.frame_index[record])})')
-  return f'record {record}'
-
-
-@dataclasses.dataclass(frozen=True)
-class _Frame:
-  """One record with its image (and mask) decoded."""
-  example: Mapping[str, Any]
-  image: Image.Image
-  mask: Image.Image | None
-
-
-def _load_frame(source: Sequence[Mapping[str, Any]], record: int, table: VideoTable | None,
-                with_mask: bool) -> _Frame:
-  """Reads and decodes one record; any failure is a RecordError naming it."""
-  example = None
-  try:
-    example = source[record]
-    image = _decode(example['image'], 'RGB')
-    mask = _decode(example['mask'], 'L') if with_mask else None
-  except Exception as error:  # pylint: disable=broad-except
-    raise RecordError(f'Cannot read or decode {_describe(record, example, table)}: {error}. The dataset may '
-                      'be corrupt; delete its folder in the data dir and build it again.') from error
-  if table is not None and (int(example['video']) != table.video[record]
-                            or int(example['frame_index']) != table.frame_index[record]):
-    raise RecordError(
-        f'{_describe(record, example, table)} has frame_index {int(example["frame_index"])}, but the video '
-        f'table places it at video {int(table.video[record])} position {int(table.frame_index[record])}; '
-        'the dataset metadata does not match its records; rebuild the dataset.')
-  return _Frame(example, image, mask)
-
-
-def _named(function: Callable[..., Example]) -> Callable[..., Example]:
-  """Makes any error of an example function (a bad crop box, say) a RecordError naming the record."""
-
-  @functools.wraps(function)
-  def wrapper(source, record, *args, table=None, **kwargs):
-    try:
-      return function(source, record, *args, table=table, **kwargs)
-    except RecordError:
-      raise
-    except Exception as error:  # pylint: disable=broad-except
-      raise RecordError(f'Cannot prepare {_describe(record, None, table)}: {error}') from error
-
-  return wrapper
-
-
-@_named
-def training_example(source: Sequence[Mapping[str, Any]], record: int, partner: int, flip: bool,
-                     img_size: int, with_mask: bool, *, table: VideoTable | None = None) -> Example:
-  """A training pair: the frame and its temporal partner, both cropped by the frame's train_box.
-
-  Returns:
-    'target', 'input_temporal' (S, S, 3) float32 in [-1, 1]; 'joints' (J, 2) float32 normalised to the box;
-    'mask' (S, S, 1) float32 in [0, 1] with `with_mask`; 'index', 'temporal_index', 'video' int32 scalars.
-  """
-  frame = _load_frame(source, record, table, with_mask)
-  other = _load_frame(source, partner, table, False)
-  box = np.asarray(frame.example['train_box'], np.float32)
-  out = {
-      'target': to_signed_float(crop_resize(frame.image, box, img_size, flip)),
-      'input_temporal': to_signed_float(crop_resize(other.image, box, img_size, flip)),
-      'joints': normalized_joints(frame.example['joints'], box, flip),
-      'index': np.int32(record),
-      'temporal_index': np.int32(partner),
-      'video': np.int32(frame.example['video']),
-  }
-  if with_mask:
-    out['mask'] = to_unit_float(crop_resize(frame.mask, box, img_size, flip))
-  return out
-
-
-@_named
-def eval_example(source: Sequence[Mapping[str, Any]], record: int, img_size: int, with_mask: bool, *,
-                 table: VideoTable | None = None) -> Example:
-  """A frame cropped by its eval_box.
-
-  Returns:
-    'image' (S, S, 3) float32 in [-1, 1]; 'joints' (J, 2) float32 full-image pixels; 'box' (4,) float32;
-    'mask' (S, S, 1) float32 in [0, 1] with `with_mask`; 'video', 'frame', 'index' int32 scalars.
-  """
-  frame = _load_frame(source, record, table, with_mask)
-  box = np.asarray(frame.example['eval_box'], np.float32)
-  out = {
-      'image': to_signed_float(crop_resize(frame.image, box, img_size)),
-      'joints': np.asarray(frame.example['joints'], np.float32),
-      'box': box,
-      'video': np.int32(frame.example['video']),
-      'frame': np.int32(frame.example['frame']),
-      'index': np.int32(record),
-  }
-  if with_mask:
-    out['mask'] = to_unit_float(crop_resize(frame.mask, box, img_size))
-  return out
-
-
-def _with_validity(function: Callable[[], Example], valid: bool) -> Example:
-  example = function()
-  example['valid'] = np.bool_(valid)
-  return example
-
-
-def has_mask(source: Sequence[Mapping[str, Any]]) -> bool:
-  """Whether the records carry a foreground mask."""
-  return len(source) > 0 and 'mask' in source[0]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Batching and prefetching.
-
-
-class _End:
-  pass
-
-
-@dataclasses.dataclass
-class _Failure:
-  error: BaseException
-
-
-def _put(items: queue.Queue, item: Any, stop: threading.Event) -> bool:
-  """Puts item, giving up (False) once `stop` is set."""
-  while not stop.is_set():
-    try:
-      items.put(item, timeout=0.05)
-      return True
-    except queue.Full:
-      continue
-  return False
+# Batching.
 
 
 def _stack(examples: list[Example], shape: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -402,87 +212,108 @@ def _stack(examples: list[Example], shape: tuple[int, int]) -> dict[str, np.ndar
           for key in examples[0]}
 
 
-def _produce(plans: Iterator[list[Callable[[], Example]]], shape: tuple[int, int],
-             pool: concurrent.futures.Executor, items: queue.Queue, stop: threading.Event) -> None:
-  """Background loop: submits each batch's examples one batch ahead, stacks them, queues the batch."""
-  pending = collections.deque()
-  try:
-    for plan in plans:
-      if stop.is_set():
-        break
-      pending.append([pool.submit(job) for job in plan])
-      if len(pending) > 1:
-        if not _put(items, _stack([f.result() for f in pending.popleft()], shape), stop):
-          break
-    while pending and not stop.is_set():
-      if not _put(items, _stack([f.result() for f in pending.popleft()], shape), stop):
-        break
-    _put(items, _End(), stop)
-  except BaseException as error:  # pylint: disable=broad-except
-    _put(items, _Failure(error), stop)
-  finally:
-    for futures in pending:
-      for future in futures:
-        future.cancel()
+@dataclasses.dataclass
+class _TrainingBatches:
+  """Step -> the batch of that step on this process; pickled into grain's worker processes."""
+  source: Sequence[Mapping[str, Any]]
+  table: VideoTable
+  seed: int
+  temporal_range: tuple[int, int]
+  flip_probability: float
+  img_size: int
+  with_mask: bool
+  reduced_decode: bool
+  epoch_steps: int
+  global_batch: int
+  positions: range  # this process's places in the global batch
+  shape: tuple[int, int]
+  _permutation: tuple[int, np.ndarray] | None = None
+
+  def permutation(self, epoch: int) -> np.ndarray:
+    if self._permutation is None or self._permutation[0] != epoch:
+      self._permutation = (epoch, epoch_permutation(self.seed, epoch, len(self.source)))
+    return self._permutation[1]
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    step = int(step)
+    permutation = self.permutation(step // self.epoch_steps)
+    batch_start = (step % self.epoch_steps) * self.global_batch
+    examples = []
+    # `position` is the place in the global batch, so the example does not depend on the process layout.
+    for position in self.positions:
+      record = int(permutation[batch_start + position])
+      rng = np.random.default_rng([self.seed, _TRAINING_STREAM, step, position])
+      partner, flip = _draw_pair(self.table, record, rng, self.temporal_range, self.flip_probability)
+      examples.append(frames.training_example(self.source, record, partner, flip, self.img_size, self.with_mask,
+                                              table=self.table, reduced=self.reduced_decode))
+    return _stack(examples, self.shape)
 
 
-def _shutdown(stop: threading.Event, items: queue.Queue, thread: threading.Thread,
-              pool: concurrent.futures.ThreadPoolExecutor) -> None:
-  stop.set()
-  # A garbage collection can run this finalizer on one of the pipeline's own threads, which cannot wait
-  # for itself.
-  own_thread = threading.current_thread().name.startswith(_THREAD_PREFIX)
-  if not own_thread:
-    thread.join()
-  pool.shutdown(wait=not own_thread, cancel_futures=True)
-  while True:
-    try:
-      items.get_nowait()
-    except queue.Empty:
-      break
+@dataclasses.dataclass
+class _ListedBatches:
+  """Batch k -> the examples of records[k * B:(k + 1) * B], each with its `valid` flag."""
+  records: np.ndarray
+  valid: np.ndarray
+  example: Callable[[int], Example]
+  shape: tuple[int, int]
+
+  def __call__(self, k: int) -> dict[str, np.ndarray]:
+    size = self.shape[0] * self.shape[1]
+    examples = []
+    for record, valid in zip(self.records[k * size:(k + 1) * size], self.valid[k * size:(k + 1) * size]):
+      example = self.example(int(record))
+      example['valid'] = np.bool_(valid)
+      examples.append(example)
+    return _stack(examples, self.shape)
 
 
-class BatchIterator:
-  """Iterator over batches that a daemon thread prepares ahead, examples built in a thread pool.
+def _grain():
+  """Grain, imported on first use; its options read absl flags, which a library caller may not have parsed."""
+  import grain  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  return grain
 
-  Batches are dicts of numpy arrays shaped (num_local_devices, per-device batch, ...). Use as a context
-  manager or call `close()` to stop the threads; dropping the iterator stops them as well.
+
+class Batches:
+  """Iterator over `make_batch(k)` for k in [start, stop), in order, made by worker processes or threads.
+
+  Use as a context manager or call `close()` to stop the workers; the batches are dicts of numpy arrays.
   """
 
-  def __init__(self, plans: Iterator[list[Callable[[], Example]]], shape: tuple[int, int], num_workers: int,
-               prefetch_batches: int):
-    self._items = queue.Queue(maxsize=max(1, prefetch_batches))
-    self._stop = threading.Event()
-    self._pool = concurrent.futures.ThreadPoolExecutor(max(1, num_workers),
-                                                       thread_name_prefix=f'{_THREAD_PREFIX}-worker')
-    self._thread = threading.Thread(target=_produce, args=(plans, shape, self._pool, self._items, self._stop),
-                                    name=f'{_THREAD_PREFIX}-prefetch', daemon=True)
-    self._finished = False
-    # The thread holds no reference to the iterator, so dropping the iterator runs the finalizer.
-    self._finalizer = weakref.finalize(self, _shutdown, self._stop, self._items, self._thread, self._pool)
-    self._thread.start()
+  def __init__(self, make_batch: Callable[[int], dict], start: int, stop: int, num_workers: int,
+               processes: bool, prefetch: int):
+    grain = _grain()
+    dataset = grain.MapDataset.range(start, stop).map(make_batch)
+    if processes and num_workers > 0:
+      # One thread per worker process: the processes are the parallelism, and more threads in each only
+      # contend for the same cores.
+      iterable = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=max(1, prefetch))
+                                         ).mp_prefetch(grain.MultiprocessingOptions(
+                                             num_workers=num_workers, per_worker_buffer_size=max(1, prefetch)))
+    else:
+      iterable = dataset.to_iter_dataset(grain.ReadOptions(num_threads=max(1, num_workers),
+                                                           prefetch_buffer_size=max(1, prefetch)))
+    self._iterator = iter(iterable)
+    self._closed = False
 
-  def __iter__(self) -> 'BatchIterator':
+  def __iter__(self) -> 'Batches':
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    if self._finished or not self._finalizer.alive:
+    if self._closed:
       raise StopIteration
-    item = self._items.get()
-    if isinstance(item, _End):
-      self._finished = True
-      raise StopIteration
-    if isinstance(item, _Failure):
-      self._finished = True
-      raise item.error
-    return item
+    return next(self._iterator)
 
   def close(self) -> None:
-    """Stops the prefetch thread and the workers; idempotent."""
-    self._finished = True
-    self._finalizer()
+    """Stops the workers; idempotent."""
+    if not self._closed:
+      self._closed = True
+      if hasattr(self._iterator, 'close'):
+        self._iterator.close()
 
-  def __enter__(self) -> 'BatchIterator':
+  def __enter__(self) -> 'Batches':
     return self
 
   def __exit__(self, *exc_info) -> None:
@@ -510,19 +341,22 @@ def _check_config(config: Any) -> None:
                      f'{tuple(config.temporal_range)}.')
   if not 0 <= config.flip_probability <= 1:
     raise ValueError(f'config.flip_probability must be in [0, 1], got {config.flip_probability}.')
+  if config.num_workers < 0:
+    raise ValueError(f'config.num_workers must be 0 (this process) or more, got {config.num_workers}.')
 
 
-def _draw_pair(table: VideoTable, record: int, rng: np.random.Generator, config: Any) -> tuple[int, bool]:
+def _draw_pair(table: VideoTable, record: int, rng: np.random.Generator, temporal_range: Sequence[int],
+               flip_probability: float) -> tuple[int, bool]:
   """Partner record and flip of one example, drawn in the original's order (partner first)."""
-  partner = table.partner(record, rng, tuple(config.temporal_range))
+  partner = table.partner(record, rng, tuple(temporal_range))
   # `<` so that probability 0 never flips and 1 always does (the original's `<=` could flip at 0).
-  flip = bool(rng.random() < config.flip_probability)
+  flip = bool(rng.random() < flip_probability)
   return partner, flip
 
 
 def train_batches(config: Any, source: Sequence[Mapping[str, Any]], videos: Sequence[Sequence[int]], *,
                   start_step: int = 0, num_local_devices: int, process_index: int,
-                  process_count: int) -> BatchIterator:
+                  process_count: int) -> Batches:
   """Endless training batches from `start_step` on; batch k of the iterator is the one of step start_step + k.
 
   The global batch is config.batch_size x num_local_devices x process_count. Step s takes positions
@@ -531,8 +365,8 @@ def train_batches(config: Any, source: Sequence[Mapping[str, Any]], videos: Sequ
 
   Yields:
     dicts with, shaped (num_local_devices, config.batch_size, ...): 'target', 'input_temporal' (S, S, 3)
-    float32 in [-1, 1]; 'joints' (J, 2) float32 normalised to the train box, x negated when flipped;
-    'mask' (S, S, 1) float32 in [0, 1] when the source has masks; 'index', 'temporal_index', 'video' int32.
+    uint8; 'joints' (J, 2) float32 normalised to the train box, x negated when flipped; 'mask' (S, S, 1) uint8
+    when the source has masks; 'index', 'temporal_index', 'video' int32.
   """
   _check_config(config)
   _check_layout(num_local_devices, process_index, process_count, config.batch_size)
@@ -541,46 +375,32 @@ def train_batches(config: Any, source: Sequence[Mapping[str, Any]], videos: Sequ
   table = VideoTable.from_videos(videos, len(source))
   local_batch = config.batch_size * num_local_devices
   global_batch = local_batch * process_count
-  epoch_steps = steps_per_epoch(len(source), global_batch)
-  with_mask = has_mask(source)
-  seed = int(config.seed)
-
-  def plans() -> Iterator[list[Callable[[], Example]]]:
-    permutation, permutation_epoch = None, None
-    for step in itertools.count(start_step):
-      epoch = step // epoch_steps
-      if epoch != permutation_epoch:
-        permutation, permutation_epoch = epoch_permutation(seed, epoch, len(source)), epoch
-      batch_start = (step % epoch_steps) * global_batch
-      plan = []
-      # `position` is the place in the global batch, so the example does not depend on the process layout.
-      for position in range(process_index * local_batch, (process_index + 1) * local_batch):
-        record = int(permutation[batch_start + position])
-        rng = np.random.default_rng([seed, _TRAINING_STREAM, step, position])
-        partner, flip = _draw_pair(table, record, rng, config)
-        plan.append(functools.partial(training_example, source, record, partner, flip, config.img_size,
-                                      with_mask, table=table))
-      yield plan
-
-  return BatchIterator(plans(), (num_local_devices, config.batch_size), config.num_workers,
-                       config.prefetch_batches)
+  make_batch = _TrainingBatches(
+      source=source, table=table, seed=int(config.seed), temporal_range=tuple(config.temporal_range),
+      flip_probability=float(config.flip_probability), img_size=int(config.img_size),
+      with_mask=frames.has_mask(source), reduced_decode=bool(config.reduced_decode),
+      epoch_steps=steps_per_epoch(len(source), global_batch), global_batch=global_batch,
+      positions=range(process_index * local_batch, (process_index + 1) * local_batch),
+      shape=(num_local_devices, config.batch_size))
+  return Batches(make_batch, start_step, _ENDLESS, config.num_workers, processes=True,
+                 prefetch=config.prefetch_batches)
 
 
-def _walk(records: np.ndarray, valid: np.ndarray, local_batch: int,
-          job: Callable[[int], Callable[[], Example]]) -> Iterator[list[Callable[[], Example]]]:
-  for start in range(0, len(records), local_batch):
-    yield [functools.partial(_with_validity, job(int(r)), bool(v))
-           for r, v in zip(records[start:start + local_batch], valid[start:start + local_batch])]
+def _listed(config: Any, records: np.ndarray, valid: np.ndarray, example: Callable[[int], Example],
+            shape: tuple[int, int]) -> Batches:
+  num_batches = len(records) // (shape[0] * shape[1])
+  return Batches(_ListedBatches(records, valid, example, shape), 0, num_batches, config.num_workers,
+                 processes=False, prefetch=config.prefetch_batches)
 
 
 def eval_batches(config: Any, source: Sequence[Mapping[str, Any]], *, num_local_devices: int,
                  process_index: int, process_count: int, batch_size: int | None = None,
                  frames_per_video: int | None = None, val_frac: float | None = None,
-                 videos: Sequence[Sequence[int]] | None = None) -> BatchIterator:
+                 videos: Sequence[Sequence[int]] | None = None) -> Batches:
   """Every selected record once, in record order, cropped by its eval_box; finite.
 
   Args:
-    config: img_size, batch_size, num_workers, prefetch_batches are read.
+    config: img_size, batch_size, num_workers, prefetch_batches, reduced_decode are read.
     source: the split's records.
     num_local_devices, process_index, process_count: this process's place; each process takes its contiguous
       share of the records (see the module docstring).
@@ -589,28 +409,34 @@ def eval_batches(config: Any, source: Sequence[Mapping[str, Any]], *, num_local_
       `videos`, the split's video table.
 
   Yields:
-    dicts with, shaped (num_local_devices, batch_size, ...): 'image' (S, S, 3) float32 in [-1, 1]; 'joints'
-    (J, 2) float32 full-image pixels; 'box' (4,) float32 eval box; 'mask' (S, S, 1) float32 in [0, 1] when
-    the source has masks; 'video', 'frame', 'index' int32; 'valid' bool (False on padding).
+    dicts with, shaped (num_local_devices, batch_size, ...): 'image' (S, S, 3) uint8; 'joints' (J, 2) float32
+    full-image pixels; 'box' (4,) float32 eval box; 'mask' (S, S, 1) uint8 when the source has masks; 'video',
+    'frame', 'index' int32; 'valid' bool (False on padding).
   """
   batch_size = batch_size or config.batch_size
   _check_layout(num_local_devices, process_index, process_count, batch_size)
   table = VideoTable.from_videos(videos, len(source)) if videos is not None else None
   selected = select_records(len(source), videos, frames_per_video, val_frac)
-  local_batch = batch_size * num_local_devices
-  records, valid = process_share(selected, process_index, process_count, local_batch)
-  with_mask = has_mask(source)
+  records, valid = process_share(selected, process_index, process_count, batch_size * num_local_devices)
+  example = functools.partial(_eval_example, source, int(config.img_size), frames.has_mask(source), table,
+                              bool(config.reduced_decode))
+  return _listed(config, records, valid, example, (num_local_devices, batch_size))
 
-  def job(record: int) -> Callable[[], Example]:
-    return functools.partial(eval_example, source, record, config.img_size, with_mask, table=table)
 
-  return BatchIterator(_walk(records, valid, local_batch, job), (num_local_devices, batch_size),
-                       config.num_workers, config.prefetch_batches)
+def _eval_example(source, img_size, with_mask, table, reduced, record):
+  return frames.eval_example(source, record, img_size, with_mask, table=table, reduced=reduced)
+
+
+def _validation_example(source, table, config_values, with_mask, reduced, record):
+  temporal_range, flip_probability, img_size = config_values
+  rng = np.random.default_rng([_VALIDATION_SEED, _VALIDATION_STREAM, record])
+  partner, flip = _draw_pair(table, record, rng, temporal_range, flip_probability)
+  return frames.training_example(source, record, partner, flip, img_size, with_mask, table=table, reduced=reduced)
 
 
 def validation_batches(config: Any, source: Sequence[Mapping[str, Any]], videos: Sequence[Sequence[int]], *,
                        num_local_devices: int, process_index: int, process_count: int,
-                       batch_size: int | None = None, val_frac: float | None = None) -> BatchIterator:
+                       batch_size: int | None = None, val_frac: float | None = None) -> Batches:
   """Training-style pairs on the first val_frac of each video, in record order; finite and deterministic.
 
   The partner and flip of record r come from a fixed seed and r alone, so every validation pass (and every
@@ -629,16 +455,8 @@ def validation_batches(config: Any, source: Sequence[Mapping[str, Any]], videos:
   table = VideoTable.from_videos(videos, len(source))
   val_frac = config.val_frac if val_frac is None else val_frac
   selected = select_records(len(source), videos, val_frac=val_frac)
-  local_batch = batch_size * num_local_devices
-  records, valid = process_share(selected, process_index, process_count, local_batch)
-  with_mask = has_mask(source)
-
-  def job(record: int) -> Callable[[], Example]:
-    rng = np.random.default_rng([_VALIDATION_SEED, _VALIDATION_STREAM, record])
-    partner, flip = _draw_pair(table, record, rng, config)
-    return functools.partial(training_example, source, record, partner, flip, config.img_size, with_mask,
-                             table=table)
-
-  return BatchIterator(_walk(records, valid, local_batch, job), (num_local_devices, batch_size),
-                       config.num_workers, config.prefetch_batches)
-
+  records, valid = process_share(selected, process_index, process_count, batch_size * num_local_devices)
+  values = (tuple(config.temporal_range), float(config.flip_probability), int(config.img_size))
+  example = functools.partial(_validation_example, source, table, values, frames.has_mask(source),
+                              bool(config.reduced_decode))
+  return _listed(config, records, valid, example, (num_local_devices, batch_size))

@@ -1,9 +1,10 @@
 """Tests of the host input pipeline on an in-memory source laid out like the TFDS builders' records."""
 
 import io
+import multiprocessing
 import subprocess
 import sys
-import threading
+import time
 
 import numpy as np
 from PIL import Image
@@ -64,7 +65,7 @@ def make_config(**overrides):
   config = default.get_config()
   config.img_size = 16
   config.batch_size = 2
-  config.num_workers = 2
+  config.num_workers = 0  # batches made in this process; the tests of worker processes ask for them
   config.prefetch_batches = 2
   config.seed = 7
   config.temporal_range = (3, 40)
@@ -96,8 +97,7 @@ def expected_crop(pixels, box, size, flip=False):
   crop = pixels[y0:y1, x0:x1]
   if flip:
     crop = crop[:, ::-1]
-  resized = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR),
-                       np.float32)
+  resized = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR))
   return resized
 
 
@@ -186,16 +186,15 @@ def test_training_batch_shapes_dtypes_and_ranges():
   config = make_config()
   batch = train(config, 1, num_local_devices=2)[0]
   size = config.img_size
-  assert batch['target'].shape == (2, 2, size, size, 3) and batch['target'].dtype == np.float32
+  assert batch['target'].shape == (2, 2, size, size, 3) and batch['target'].dtype == np.uint8
   assert batch['input_temporal'].shape == (2, 2, size, size, 3)
-  assert batch['mask'].shape == (2, 2, size, size, 1) and batch['mask'].dtype == np.float32
+  assert batch['mask'].shape == (2, 2, size, size, 1) and batch['mask'].dtype == np.uint8
   assert batch['joints'].shape == (2, 2, NUM_JOINTS, 2) and batch['joints'].dtype == np.float32
   for key in ('index', 'temporal_index', 'video'):
     assert batch[key].shape == (2, 2) and batch[key].dtype == np.int32
   for key in ('target', 'input_temporal'):
-    assert -1 <= batch[key].min() and batch[key].max() <= 1
-    assert batch[key].min() < -0.5 and batch[key].max() > 0.5  # Signed, not in [0, 1] or [0, 255].
-  assert 0 <= batch['mask'].min() and batch['mask'].max() <= 1
+    assert batch[key].min() < 64 and batch[key].max() > 192  # Whole levels, not [0, 1] floats.
+  assert set(np.unique(batch['mask'])) - {0, 255}  # Resized masks have levels between 0 and 255.
   np.testing.assert_array_equal(batch['video'], VIDEO_OF[batch['index']])
 
 
@@ -205,12 +204,12 @@ def test_crops_and_joints_match_an_independent_computation():
     batch = flat(batch)
     for k, record in enumerate(batch['index']):
       box = SOURCE[record]['train_box']
-      target = expected_crop(decoded(record), box, config.img_size) / 127.5 - 1
+      target = expected_crop(decoded(record), box, config.img_size)
       np.testing.assert_array_equal(batch['target'][k], target)
       partner = batch['temporal_index'][k]
-      temporal = expected_crop(decoded(partner), box, config.img_size) / 127.5 - 1
+      temporal = expected_crop(decoded(partner), box, config.img_size)
       np.testing.assert_array_equal(batch['input_temporal'][k], temporal)
-      mask = expected_crop(decoded(record, 'L'), box, config.img_size) / 255
+      mask = expected_crop(decoded(record, 'L'), box, config.img_size)
       np.testing.assert_array_equal(batch['mask'][k, ..., 0], mask)
       joints = SOURCE[record]['joints'].astype(np.float64)
       x_min, y_min, x_max, y_max = box.astype(np.float64)
@@ -288,14 +287,15 @@ def test_flip_probability_one_mirrors_frames_and_negates_x():
   size = 16
   for k, record in enumerate(flipped['index']):
     box = SOURCE[record]['train_box']
-    target = expected_crop(decoded(record), box, size, flip=True) / 127.5 - 1
+    target = expected_crop(decoded(record), box, size, flip=True)
     np.testing.assert_array_equal(flipped['target'][k], target)
-    temporal = expected_crop(decoded(flipped['temporal_index'][k]), box, size, flip=True) / 127.5 - 1
+    temporal = expected_crop(decoded(flipped['temporal_index'][k]), box, size, flip=True)
     np.testing.assert_array_equal(flipped['input_temporal'][k], temporal)
-    mask = expected_crop(decoded(record, 'L'), box, size, flip=True) / 255
+    mask = expected_crop(decoded(record, 'L'), box, size, flip=True)
     np.testing.assert_array_equal(flipped['mask'][k, ..., 0], mask)
     # Mirroring commutes with the symmetric bilinear filter up to one grey level of rounding.
-    np.testing.assert_allclose(flipped['target'][k], unflipped['target'][k][:, ::-1], atol=2 / 255 + 1e-6)
+    np.testing.assert_allclose(flipped['target'][k].astype(int), unflipped['target'][k][:, ::-1].astype(int),
+                               atol=1)
   np.testing.assert_allclose(flipped['joints'][..., 0], -unflipped['joints'][..., 0])
   np.testing.assert_array_equal(flipped['joints'][..., 1], unflipped['joints'][..., 1])
 
@@ -309,7 +309,7 @@ def test_flip_probability_zero_never_flips_and_half_flips_some():
   for a, b in zip(never, some):
     for k, record in enumerate(a['index'].ravel()):
       box = SOURCE[record]['train_box']
-      target = expected_crop(decoded(record), box, 16) / 127.5 - 1
+      target = expected_crop(decoded(record), box, 16)
       np.testing.assert_array_equal(flat(a)['target'][k], target)
       flips.append(bool(np.all(flat(b)['joints'][k, :, 0] == -flat(a)['joints'][k, :, 0])))
   assert any(flips) and not all(flips)
@@ -366,9 +366,9 @@ def test_eval_example_fields():
     np.testing.assert_array_equal(batch['box'][k], example['eval_box'])
     assert (batch['video'][k], batch['frame'][k]) == (example['video'], example['frame'])
     np.testing.assert_array_equal(batch['image'][k], expected_crop(decoded(record), example['eval_box'], 16)
-                                  / 127.5 - 1)
+                                 )
     np.testing.assert_array_equal(batch['mask'][k, ..., 0],
-                                  expected_crop(decoded(record, 'L'), example['eval_box'], 16) / 255)
+                                  expected_crop(decoded(record, 'L'), example['eval_box'], 16))
 
 
 def test_eval_batches_leading_frames_per_video():
@@ -429,13 +429,33 @@ def test_decoding_error_names_the_record_video_and_frame():
   assert f'video {VIDEO_OF[bad]}' in message and f'frame {int(SOURCE[bad]["frame"])}' in message
 
 
-def test_close_stops_every_pipeline_thread():
-  iterator = input_pipeline.train_batches(make_config(), SOURCE, VIDEOS, num_local_devices=1,
+def test_batches_do_not_depend_on_the_number_of_worker_processes():
+  in_process = train(make_config(num_workers=0), 3, num_local_devices=2, start_step=5)
+  for workers in (1, 2):
+    for a, b in zip(in_process, train(make_config(num_workers=workers), 3, num_local_devices=2, start_step=5)):
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=f'{key} with {workers} workers')
+
+
+def test_a_bad_record_read_by_a_worker_process_is_named():
+  source = [dict(record, image=b'not an image') for record in SOURCE]
+  with pytest.raises(Exception) as error:
+    take(input_pipeline.train_batches(make_config(num_workers=1), source, VIDEOS, num_local_devices=1,
+                                      process_index=0, process_count=1), 1)
+  assert isinstance(error.value, input_pipeline.RecordError), type(error.value)
+  assert 'Cannot decode or crop record' in str(error.value) and 'video' in str(error.value)
+
+
+def test_close_stops_the_worker_processes():
+  iterator = input_pipeline.train_batches(make_config(num_workers=2), SOURCE, VIDEOS, num_local_devices=1,
                                           process_index=0, process_count=1)
   next(iterator)
+  assert multiprocessing.active_children()
   iterator.close()
-  alive = [t.name for t in threading.enumerate() if t.name.startswith('landmarks-input')]
-  assert not alive
+  deadline = time.monotonic() + 20
+  while multiprocessing.active_children() and time.monotonic() < deadline:
+    time.sleep(0.1)
+  assert not multiprocessing.active_children()
   with pytest.raises(StopIteration):
     next(iterator)
 
@@ -445,7 +465,7 @@ def test_interpreter_exits_with_an_unclosed_endless_iterator():
       'import sys; sys.path.insert(0, "tests")\n'
       'import test_input_pipeline as t\n'
       'from landmarks_jax import input_pipeline\n'
-      'it = input_pipeline.train_batches(t.make_config(), t.SOURCE, t.VIDEOS, num_local_devices=1, '
+      'it = input_pipeline.train_batches(t.make_config(num_workers=2), t.SOURCE, t.VIDEOS, num_local_devices=1, '
       'process_index=0, process_count=1)\n'
       'next(it)\n'
       'print("done")\n')

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import jax
 
+from landmarks_jax import pixels
 from landmarks_jax.augment import color_jitter as color_jitter_lib
 from landmarks_jax.augment import tps
 
@@ -21,19 +22,21 @@ def make_training_inputs(rng: jax.Array, batch: Mapping[str, jax.Array], config:
 
   Args:
     rng: PRNG key, different per step and device.
-    batch: 'target' and 'input_temporal', (B, H, W, 3) in [-1, 1]; other entries pass through unchanged.
+    batch: 'target' and 'input_temporal', (B, H, W, 3) uint8 (or floats in [-1, 1]); other entries pass
+      through unchanged.
     config: ConfigDict with color_jitter, color_jitter_targets, rot_lb, rot_ub, scale_lb, scale_ub, trans_lb,
       trans_ub, tps_margin and tps_perturb.
 
   Returns:
-    The batch's entries with 'target', 'input_a', 'input_b' and 'input_temporal', each (B, H, W, 3).
+    The batch's entries with 'target', 'input_a', 'input_b' and 'input_temporal', each (B, H, W, 3) float in
+    [-1, 1].
   """
   for key in ('target', 'input_temporal'):
     if key not in batch:
       raise KeyError(f"make_training_inputs needs batch['{key}'], a (B, H, W, 3) image batch; got keys "
                      f'{sorted(batch)}.')
   targets_key, jitter_key, warp_key = jax.random.split(rng, 3)
-  target, temporal = batch['target'], batch['input_temporal']
+  target, temporal = pixels.to_signed(batch['target']), pixels.to_signed(batch['input_temporal'])
   if config.color_jitter_targets:
     target, temporal = color_jitter_lib.paired_color_jitter(targets_key, target, temporal)
   input_a = color_jitter_lib.color_jitter(jitter_key, target) if config.color_jitter else target
