@@ -27,6 +27,10 @@ from landmarks_jax import validation
 from landmarks_jax import vgg_weights
 
 
+# Batches on their way to the devices ahead of the step that uses them.
+DEVICE_PREFETCH = 2
+
+
 class NonFiniteLossError(FloatingPointError):
   """A loss became NaN or infinite; training stopped without saving the bad state."""
 
@@ -111,16 +115,21 @@ def _initial_state(config: ml_collections.ConfigDict, ckpts: checkpoints.Checkpo
   return state, []
 
 
-def _check_finite(step: int, metrics: dict[str, float], last_saved: int | None) -> None:
-  """Raises NonFiniteLossError when a loss, or the weights after the update, of `step` are not finite."""
+def _check_finite(step: int, metrics: dict[str, float], last_saved: int | None,
+                  checked: tuple[int, int] | None = None) -> None:
+  """Raises NonFiniteLossError when a loss, or the weights after the update, of `step` are not finite.
+
+  `checked` is the range of steps this report reads, which the message names beside the first bad step.
+  """
   bad_loss = any(k.startswith('loss') and not np.isfinite(v) for k, v in metrics.items())
   bad_weights = metrics.get(train_step.WEIGHTS_FINITE, 1.0) < 1.0
   if bad_loss or bad_weights:
     terms = ', '.join(f'{k}={v}' for k, v in sorted(metrics.items()) if k != train_step.WEIGHTS_FINITE)
     what = 'Non-finite loss' if bad_loss else 'Weights became NaN or infinite'
     kept = f'the last checkpoint (step {last_saved}) is kept' if last_saved is not None else 'nothing was saved'
-    raise NonFiniteLossError(f'{what} at step {step} ({terms}); training stopped and {kept}. Try a '
-                             'lower --config.learning_rate, or gradient clipping (--config.no_grad_clip=False).')
+    checked_text = f', the first bad one of steps {checked[0]}..{checked[1]}' if checked else ''
+    raise NonFiniteLossError(f'{what} at step {step}{checked_text} ({terms}); training stopped and {kept}. Try '
+                             'a lower --config.learning_rate, or gradient clipping (--config.no_grad_clip=False).')
 
 
 def _host_metrics(metrics: Any) -> dict[str, float]:
@@ -225,8 +234,20 @@ class Trainer:
     self.writer.write_scalars(step, {f'eval/{k}': v for k, v in _flat_numbers(metrics).items()})
     return metrics
 
+  def _collect(self, pending: list[tuple[int, Any]]) -> list[dict[str, float]]:
+    """Brings the metrics of the steps since the last report to the host in one read, and checks each."""
+    host = [_host_metrics(metrics) for _, metrics in pending]
+    for (step, _), metrics in zip(pending, host):
+      _check_finite(step, metrics, self.last_saved, checked=(pending[0][0], pending[-1][0]))
+    return host
+
   def run(self) -> dict | None:
-    """Trains from the start step to the end of the schedule or the time limit; returns the final evaluation."""
+    """Trains from the start step to the end of the schedule or the time limit; returns the final evaluation.
+
+    The host stays ahead of the devices: batches go to the devices two steps early, and the step's metrics
+    stay there until a report (log line, pictures, validation, checkpoint, evaluation, the end), where they
+    come back in one read and are checked. Only those reports read from the devices.
+    """
     config, schedule = self.config, self.schedule
     logging.info('Training steps %d..%d of %d (%d per epoch of %d frames; the last partial batch of each epoch '
                  'is left out), global batch %d = %d per device x %d devices.', self.start_step + 1,
@@ -235,43 +256,48 @@ class Trainer:
     hooks = []
     if self.is_chief:
       hooks.append(periodic_actions.ReportProgress(num_train_steps=schedule.num_steps, writer=self.writer))
-    batches = input_pipeline.train_batches(config, self.train_source, self.train_videos,
-                                           start_step=self.start_step, **self._layout())
-    pending, history = None, []
+    host_batches = input_pipeline.train_batches(config, self.train_source, self.train_videos,
+                                                start_step=self.start_step, **self._layout())
+    pending, history = [], []
     final_step = schedule.num_steps
     timer_step, timer_start = self.start_step, time.time()
-    with batches:
+    with host_batches:
+      batches = device_layout.prefetch_to_devices(host_batches, DEVICE_PREFETCH)
       for step in range(self.start_step + 1, schedule.num_steps + 1):
         batch = next(batches)
         self.state, metrics = self.p_train_step(self.state, batch, self.vgg)
-        if pending is not None:  # check the previous step while this one runs
-          history.append(_host_metrics(pending[1]))
-          _check_finite(pending[0], history[-1], self.last_saved)
-        pending = (step, metrics)
+        pending.append((step, metrics))
         for hook in hooks:
           hook(step)
-        out_of_time = step < schedule.num_steps and self.out_of_time()
+        due = {name: schedule.due(step, period) for name, period in (
+            ('log', schedule.log_every), ('save', schedule.save_every), ('eval', schedule.eval_every),
+            ('pictures', schedule.images_every if self.p_pictures else 0),
+            ('validation', schedule.val_every if self.p_validation else 0))}
+        # Several processes agree on the time limit through the devices, so only where they report anyway.
+        out_of_time = (step < schedule.num_steps and (jax.process_count() == 1 or any(due.values()))
+                       and self.out_of_time())
         last = step == schedule.num_steps or out_of_time
-        if last or schedule.due(step, schedule.log_every) or schedule.due(step, schedule.save_every):
-          history.append(_host_metrics(metrics))
-          _check_finite(step, history[-1], self.last_saved)
-          pending = None
-        if last or schedule.due(step, schedule.log_every):
-          scalars = {k: float(np.mean([h[k] for h in history])) for k in history[-1]
-                     if k != train_step.WEIGHTS_FINITE}
-          rate = (step - timer_step) / max(time.time() - timer_start, 1e-9)
-          scalars.update(learning_rate=config.learning_rate, steps_per_sec=rate)
-          self.writer.write_scalars(step, scalars)
-          logging.info('%s', _console_line(step, schedule.num_steps, scalars, rate, self.seconds_left()))
-          history, timer_step, timer_start = [], step, time.time()
-        if self.p_pictures is not None and schedule.due(step, schedule.images_every):
-          self.write_pictures(step, batch)
-        if self.p_validation is not None and schedule.due(step, schedule.val_every):
-          self.validate(step)
-        if last or schedule.due(step, schedule.save_every):
-          self.save(step)
-        if not last and schedule.due(step, schedule.eval_every):
-          self.evaluate(step)
+        if not (last or any(due.values())):
+          continue
+        with jax.transfer_guard_device_to_host('allow'):  # the reports are the loop's only reads
+          history += self._collect(pending)
+          pending = []
+          if last or due['log']:
+            scalars = {k: float(np.mean([h[k] for h in history])) for k in history[-1]
+                       if k != train_step.WEIGHTS_FINITE}
+            rate = (step - timer_step) / max(time.time() - timer_start, 1e-9)
+            scalars.update(learning_rate=config.learning_rate, steps_per_sec=rate)
+            self.writer.write_scalars(step, scalars)
+            logging.info('%s', _console_line(step, schedule.num_steps, scalars, rate, self.seconds_left()))
+            history, timer_step, timer_start = [], step, time.time()
+          if due['pictures']:
+            self.write_pictures(step, batch)
+          if due['validation']:
+            self.validate(step)
+          if last or due['save']:
+            self.save(step)
+          if not last and due['eval']:
+            self.evaluate(step)
         if out_of_time:
           final_step = step
           logging.warning('Time limit of %g minutes reached: stopped at step %d of %d and saved. Run the same '
@@ -281,7 +307,8 @@ class Trainer:
     self.writer.flush()
     metrics = None
     if config.eval_at_end and final_step > 0:
-      metrics = self.evaluate(final_step)
+      with jax.transfer_guard_device_to_host('allow'):
+        metrics = self.evaluate(final_step)
       self.writer.flush()
     return metrics
 

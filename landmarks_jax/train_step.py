@@ -9,6 +9,7 @@ pmap-specific.
 """
 
 import functools
+import json
 from typing import Any, Sequence
 
 import jax
@@ -49,7 +50,7 @@ def train_step(state: TrainState, batch: dict, vgg_params: Any, *,
                config: ml_collections.ConfigDict) -> tuple[TrainState, dict]:
   """Updates generator and discriminator once; returns the new state and device-averaged metrics."""
   model, discriminator = build_networks(config)
-  vgg = VGGFeatures(config.vgg)
+  vgg = VGGFeatures(config.vgg, config.compute_dtype)
   inputs = pairs.make_training_inputs(step_rng(state), batch, config)
   input_a, input_b, target = model_inputs(inputs, config)
   lsgan = not config.no_lsgan
@@ -105,6 +106,16 @@ def train_step(state: TrainState, batch: dict, vgg_params: Any, *,
 
 
 def make_p_train_step(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None):
-  """The data-parallel step: (replicated state, sharded batch, replicated VGG params) -> (state, metrics)."""
+  """The data-parallel step: (replicated state, sharded batch, replicated VGG params) -> (state, metrics).
+
+  One step function per configuration and device set in a process, so that a second run with the same
+  configuration (a resumed run, a test) reuses its compilation instead of compiling it again.
+  """
+  return _p_train_step(config.to_json_best_effort(sort_keys=True), tuple(devices) if devices else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _p_train_step(config_json: str, devices: tuple[jax.Device, ...] | None):
+  config = ml_collections.ConfigDict(json.loads(config_json))
   return device_layout.data_parallel(functools.partial(train_step, config=config), donate_argnums=(0,),
                                      devices=devices)

@@ -12,7 +12,7 @@ import numpy as np
 def main(workdir, data_dir, output, num_steps, coordinator='', num_processes='0', process_id='-1'):
   from landmarks_jax import distributed  # pylint: disable=g-import-not-at-top
   from landmarks_jax import train  # pylint: disable=g-import-not-at-top
-  from landmarks_jax import train_step  # pylint: disable=g-import-not-at-top
+  from landmarks_jax import device_layout  # pylint: disable=g-import-not-at-top
   from landmarks_jax.configs import test as test_config  # pylint: disable=g-import-not-at-top
 
   config = test_config.get_config()

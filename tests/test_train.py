@@ -1,5 +1,6 @@
 """Training: the pmapped step, exact resume, NaN handling, the command line and its config overrides."""
 
+import functools
 import glob
 import logging
 import os
@@ -133,23 +134,58 @@ def test_progress_line_counts_down_to_the_sooner_of_the_last_step_and_the_time_l
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
-  original = input_pipeline.train_batches
+  original = train_step.make_p_train_step
 
-  def poisoned(*args, **kwargs):
-    iterator = original(*args, **kwargs)
-    for step, batch in enumerate(iterator, start=1):
-      if step == 3:
-        batch = dict(batch, target=np.full_like(batch['target'], np.nan))
-      yield batch
+  def poisoned(config, devices=None):
+    step_fn, calls = original(config, devices), []
 
-  monkeypatch.setattr(input_pipeline, 'train_batches', lambda *a, **k: _Closing(poisoned(*a, **k)))
+    def step(state, batch, vgg):
+      calls.append(1)
+      if len(calls) == 3:  # step 3 starts from NaN weights
+        state = state.replace(generator=jax.tree_util.tree_map(lambda x: x * np.nan, state.generator))
+      return step_fn(state, batch, vgg)
+
+    return step
+
+  monkeypatch.setattr(train_step, 'make_p_train_step', poisoned)
   workdir = str(tmp_path / 'nan')
-  with pytest.raises(train.NonFiniteLossError, match=r'step 3 .*loss_vgg=nan.*last checkpoint \(step 2\)'):
-    train.train_and_evaluate(quick_config(data_dir, num_train_steps=6, save_every_steps=2), workdir)
+  expected = r'Non-finite loss at step 3, the first bad one of steps 3\.\.4 .*loss_vgg=nan.*last checkpoint \(step 2\)'
+  with pytest.raises(train.NonFiniteLossError, match=expected):
+    train.train_and_evaluate(quick_config(data_dir, num_train_steps=6, save_every_steps=2, log_every_steps=2),
+                             workdir)
   ckpts = checkpoints.Checkpoints(workdir)
   assert ckpts.all_steps() == [2]
   state, _ = ckpts.restore_raw(2)
   assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state['generator']))
+
+
+def test_the_loop_reads_the_devices_only_at_reports_and_compiles_its_step_once(data_dir, tmp_path, monkeypatch):
+  traces = []
+  original = train_step.train_step
+
+  def counted(*args, **kwargs):
+    traces.append(1)  # runs once per trace, that is once per compilation
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(train_step, 'train_step', counted)
+  # A memory of compiled steps of its own, so that no step another test compiled is reused.
+  fresh = functools.lru_cache(maxsize=8)(train_step._p_train_step.__wrapped__)  # pylint: disable=protected-access
+  monkeypatch.setattr(train_step, '_p_train_step', fresh)
+  config = quick_config(data_dir, num_train_steps=6, log_every_steps=3, save_every_steps=3,
+                        log_images_every_steps=3, val_every_steps=3)
+  trainer = train.Trainer(config, str(tmp_path / 'run'))
+  reads = []
+  original_collect = trainer._collect
+  trainer._collect = lambda pending: reads.append([step for step, _ in pending]) or original_collect(pending)
+  try:
+    with jax.transfer_guard_device_to_host('disallow_explicit'):  # any read outside a report fails
+      trainer.run()
+  finally:
+    trainer.ckpts.close()
+    trainer.writer.close()
+  assert reads == [[1, 2, 3], [4, 5, 6]]
+  assert len(traces) == 1
+  assert checkpoints.Checkpoints(str(tmp_path / 'run')).all_steps() == [3, 6]
 
 
 def test_weights_that_overflow_before_any_loss_stop_training_unsaved(data_dir, tmp_path):
@@ -157,7 +193,7 @@ def test_weights_that_overflow_before_any_loss_stop_training_unsaved(data_dir, t
   workdir = str(tmp_path / 'overflow')
   config = quick_config(data_dir, num_train_steps=3, save_every_steps=1, learning_rate=1e39, no_grad_clip=True,
                         use_gan=False)
-  with pytest.raises(train.NonFiniteLossError, match=r'Weights became NaN or infinite at step 1 .*nothing was saved'):
+  with pytest.raises(train.NonFiniteLossError, match=r'Weights became NaN or infinite at step 1\b.*nothing was saved'):
     train.train_and_evaluate(config, workdir)
   assert checkpoints.Checkpoints(workdir).all_steps() == []
 
@@ -209,25 +245,6 @@ def test_a_temporal_range_the_videos_cannot_honour_is_refused(data_dir, tmp_path
   with pytest.raises(ValueError, match=r'temporal_range=\(60, 100\).*longest video \(\d+\) has 50 frames'):
     train.train_and_evaluate(quick_config(data_dir, temporal_range=(60, 100)), workdir)
   assert not os.path.exists(workdir)
-
-
-class _Closing:
-  """A generator usable as the pipeline's context-managed iterator."""
-
-  def __init__(self, generator):
-    self._generator = generator
-
-  def __iter__(self):
-    return self
-
-  def __next__(self):
-    return next(self._generator)
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self._generator.close()
 
 
 def test_a_workdir_refuses_a_different_configuration(tmp_path):
@@ -291,7 +308,8 @@ def test_main_prints_the_final_evaluation(monkeypatch, tmp_path, capsys):
 def test_command_line_trains_writes_events_and_resumes(data_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   command = [sys.executable, '-m', 'landmarks_jax.main', f'--config={REPO}/configs/test.py',
-             f'--workdir={workdir}', f'--config.data_dir={data_dir}', '--config.eval_at_end=False']
+             f'--workdir={workdir}', f'--config.data_dir={data_dir}', '--config.eval_at_end=False',
+             '--config.num_workers=1']
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
   first = subprocess.run(command + ['--config.num_train_steps=4'], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=600)
