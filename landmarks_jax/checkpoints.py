@@ -38,7 +38,7 @@ _JSON_FILES = ('_CHECKPOINT_METADATA', 'meta/metadata', 'state/_METADATA')
 RESUMABLE_OPTIONS = frozenset({
     'epochs', 'num_train_steps', 'time_limit_minutes', 'save_every_steps', 'max_to_keep', 'log_every_steps',
     'log_images_every_steps', 'val_every_steps', 'val_freq', 'save_freq', 'num_val_images', 'eval_every_steps',
-    'eval_at_end', 'num_workers', 'prefetch_batches', 'coordinator_address', 'num_processes', 'process_id',
+    'eval_at_end', 'num_workers', 'prefetch_batches', 'reduced_decode', 'compute_dtype', 'coordinator_address', 'num_processes', 'process_id',
     'local_rank', 'use_DDP', 'data_dir', 'dataset_path', 'save_path', 'torch_home', 'vgg19_path', 'resume_ckpt',
     'resume_ckpt_D', 'resume_ckpt_opt_G', 'resume_ckpt_opt_D',
 })

@@ -5,6 +5,7 @@ import ml_collections
 DATASETS = ('bbc_pose', 'humanoid_mocap')
 DATASET_VARIANTS = ('full', 'tiny')
 VGG_LAYOUTS = ('vgg16', 'vgg19')
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
                       '--config.use_fg_bg_mask=True and --config.low_res_mask=False with it.')
   if config.vgg not in VGG_LAYOUTS:
     raise ConfigError(f'config.vgg must be one of {VGG_LAYOUTS}, got {config.vgg!r}.')
+  if config.compute_dtype not in COMPUTE_DTYPES:
+    raise ConfigError(f'config.compute_dtype must be one of {COMPUTE_DTYPES}, got {config.compute_dtype!r}.')
 
 
 def validate_data_config(config: ml_collections.ConfigDict) -> None:
@@ -72,8 +75,9 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
                       f'tps_margin={config.tps_margin}, tps_perturb={config.tps_perturb}.')
   if not 0.0 < config.val_frac <= 1.0:
     raise ConfigError(f'config.val_frac must lie in (0, 1], got {config.val_frac}.')
-  if config.num_workers < 1:
-    raise ConfigError(f'config.num_workers must be at least 1, got {config.num_workers}.')
+  if config.num_workers < 0:
+    raise ConfigError(f'config.num_workers must be 0 (training batches made in this process) or a number of '
+                      f'worker processes, got {config.num_workers}.')
 
 
 def validate_training_config(config: ml_collections.ConfigDict) -> None:

@@ -48,7 +48,8 @@ def discriminator_optimizer(config: ml_collections.ConfigDict) -> optax.Gradient
 
 
 def build_networks(config: ml_collections.ConfigDict) -> tuple[LandmarkModel, MultiscaleDiscriminator]:
-  return model_from_config(config), MultiscaleDiscriminator(config.ndf, config.n_layers_D, config.num_D)
+  return model_from_config(config), MultiscaleDiscriminator(config.ndf, config.n_layers_D, config.num_D,
+                                                            config.get('compute_dtype', 'float32'))
 
 
 def sample_image(config: ml_collections.ConfigDict) -> jax.ShapeDtypeStruct:

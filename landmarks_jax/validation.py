@@ -53,7 +53,7 @@ def make_p_pictures(config: ml_collections.ConfigDict):
 
 def make_p_validation_loss(config: ml_collections.ConfigDict):
   """pmapped (generator, batch, vgg_params, rng) -> (loss sum, example count, target, reconstruction)."""
-  vgg = VGGFeatures(config.vgg)
+  vgg = VGGFeatures(config.vgg, config.compute_dtype)
 
   def per_example_loss(vgg_params, prediction, target):
     if not config.use_vgg:

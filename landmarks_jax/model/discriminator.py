@@ -34,16 +34,20 @@ class PatchDiscriminator(nn.Module):
 
 
 class MultiscaleDiscriminator(nn.Module):
-  """Runs `num_scales` patch discriminators on successively pooled images; returns their logits."""
+  """Runs `num_scales` patch discriminators on successively pooled images; returns their logits (in the
+  input's dtype, computed in compute_dtype)."""
   base_width: int = 64
   n_layers: int = 3
   num_scales: int = 2
+  compute_dtype: str = 'float32'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> Sequence[jax.Array]:
+    output_dtype = x.dtype
+    x = x.astype(self.compute_dtype) if self.compute_dtype != 'float32' else x
     outputs = []
     for i in range(self.num_scales):
-      outputs.append(PatchDiscriminator(self.base_width, self.n_layers, name=f'scale_{i}')(x))
+      outputs.append(PatchDiscriminator(self.base_width, self.n_layers, name=f'scale_{i}')(x).astype(output_dtype))
       if i + 1 < self.num_scales:
         x = resize.avg_pool_3x3_s2_exclude_pad(x)
     return outputs

@@ -47,6 +47,12 @@ class LandmarkModel(nn.Module):
   low_res_mask_width: int = 32
   spade_hidden: int = 128
   gaussian_fg_mask: bool = False
+  # The dtype of the networks' convolutions and matmuls ('float32' or 'bfloat16'). Parameters, the Gaussians'
+  # statistics (softmax, means, covariances, rendering) and every output stay float32.
+  compute_dtype: str = 'float32'
+
+  def _in_compute_dtype(self, x: jax.Array) -> jax.Array:
+    return x if self.compute_dtype == 'float32' else x.astype(self.compute_dtype)
 
   def setup(self):
     self.shape_encoder = UNet(tuple(self.shape_decoder_widths) + (self.n_landmarks,), 4, 3, self.nsf)
@@ -67,15 +73,17 @@ class LandmarkModel(nn.Module):
   def _foreground_mask(self, maps: jax.Array) -> jax.Array:
     if self.gaussian_fg_mask:
       return jnp.max(maps, axis=-1, keepdims=True)
-    logits = self.fg_mask_net(maps)
+    logits = self.fg_mask_net(self._in_compute_dtype(maps)).astype(maps.dtype)
     if self.low_res_mask:
       logits = resize.upsample_bilinear(logits, 4, align_corners=False)
     return jax.nn.sigmoid(logits)
 
   def __call__(self, input_a: jax.Array, input_b: jax.Array | None = None, train: bool = False,
                with_mask: bool = False) -> dict:
+    compute = self._in_compute_dtype
+    output_dtype = input_a.dtype
     if input_b is None:
-      heatmaps, mean_x, mean_y, covariance = self._gaussians(self.shape_encoder(input_a))
+      heatmaps, mean_x, mean_y, covariance = self._gaussians(self.shape_encoder(compute(input_a)))
       outputs = {'vis_centers': (mean_x, mean_y), 'vis_cov': covariance, 'input_a_heatmaps': heatmaps}
       if with_mask and self.use_fg_bg_mask:
         maps = gaussians.render_gaussians(mean_x, mean_y, covariance, self.img_size)
@@ -83,7 +91,7 @@ class LandmarkModel(nn.Module):
       return outputs
 
     b = input_a.shape[0]
-    logits, first_features = self.shape_encoder(jnp.concatenate([input_a, input_b]), return_first=True)
+    logits, first_features = self.shape_encoder(compute(jnp.concatenate([input_a, input_b])), return_first=True)
     heatmaps, mean_x, mean_y, covariance = self._gaussians(logits)
     params_a = (mean_x[:b], mean_y[:b], covariance[:b])
     params_b = (mean_x[b:], mean_y[b:], covariance[b:])
@@ -91,9 +99,10 @@ class LandmarkModel(nn.Module):
     maps = gaussians.render_gaussians(mean_x, mean_y, covariance, self.img_size)
     maps_a, maps_b = maps[:b], maps[b:]
 
-    appearance = self.appearance_encoder(jnp.concatenate([heatmaps_b, first_features[b:]], axis=-1))
-    vectors = gaussians.pool_appearance(appearance, heatmaps_b)
-    decoded = self.image_decoder(maps_a, gaussians.project_appearance(vectors, maps_a), train)
+    appearance = self.appearance_encoder(compute(jnp.concatenate([heatmaps_b, first_features[b:]], axis=-1)))
+    vectors = gaussians.pool_appearance(appearance.astype(heatmaps_b.dtype), heatmaps_b)
+    decoded = self.image_decoder(compute(maps_a), compute(gaussians.project_appearance(vectors, maps_a)), train)
+    decoded = decoded.astype(output_dtype)
 
     outputs = {
         'reconstruction': decoded,
@@ -107,7 +116,7 @@ class LandmarkModel(nn.Module):
     if self.use_fg_bg_mask:
       masks = self._foreground_mask(maps)
       mask_a, mask_b = masks[:b], masks[b:]
-      background = self.bg_net((1.0 - mask_b) * input_b)
+      background = self.bg_net(compute((1.0 - mask_b) * input_b)).astype(output_dtype)
       outputs.update({
           'reconstruction': background * (1.0 - mask_a) + decoded * mask_a,
           'background_recon': background,
@@ -129,4 +138,5 @@ def model_from_config(config: ml_collections.ConfigDict) -> LandmarkModel:
   kwargs = {name: config[name] for name in MODEL_FIELDS}
   for name in ('shape_decoder_widths', 'background_decoder_widths', 'mask_decoder_widths'):
     kwargs[name] = tuple(kwargs[name])
-  return LandmarkModel(**kwargs)
+  # Not a model field: the same weights run at either precision.
+  return LandmarkModel(**kwargs, compute_dtype=config.get('compute_dtype', 'float32'))

@@ -25,19 +25,22 @@ def _max_pool(x: jax.Array) -> jax.Array:
 
 
 class VGGFeatures(nn.Module):
-  """(B, H, W, 3) -> [relu1_2, relu2_2, relu3_2, relu4_2] feature maps."""
+  """(B, H, W, 3) -> [relu1_2, relu2_2, relu3_2, relu4_2] feature maps (float32, computed in compute_dtype)."""
   layout: str = 'vgg16'
+  compute_dtype: str = 'float32'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> list[jax.Array]:
     if self.layout not in BLOCKS:
       raise ValueError(f'Unknown VGG layout {self.layout!r}; use one of {sorted(BLOCKS)}.')
+    output_dtype = x.dtype
+    x = x.astype(self.compute_dtype) if self.compute_dtype != 'float32' else x
     taps = []
     for block, (count, width) in enumerate(zip(BLOCKS[self.layout], WIDTHS)):
       if block:
         x = _max_pool(x)
       for i in range(count):
-        x = nn.relu(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=f'conv{block + 1}_{i + 1}')(x))
+        x = nn.relu(layers.conv(width, 3, padding=1, name=f'conv{block + 1}_{i + 1}')(x))
         if i == 1:
-          taps.append(x)
+          taps.append(x.astype(output_dtype))
     return taps
