@@ -48,7 +48,30 @@ def define_flags() -> None:
   flags.DEFINE_string('profile_dir', '', 'If set, write a jax.profiler trace of a few more steps here.')
   flags.DEFINE_integer('profile_steps', 3, 'Train steps recorded in the --profile_dir trace.')
   flags.DEFINE_boolean('breakdown', False, 'Also time the pieces of the step on one device.')
+  flags.DEFINE_float('peak_tflops', 0.0, 'Dense peak TFLOP/s of one device at the compute dtype, for the '
+                     'utilisation (0: from the table of known devices).')
+  flags.DEFINE_string('original', '', 'A checkout of NVIDIA/UnsupervisedLandmarkLearning: also time its step '
+                      'at the same sizes on this machine (needs the torch extra) and print both.')
   flags.mark_flag_as_required('config')
+
+
+# Dense peak TFLOP/s per device: (bfloat16, float32 as TF32 tensor cores), for the model FLOP utilisation.
+PEAK_TFLOPS = {'H100': (989.0, 495.0), 'H200': (989.0, 495.0), 'A100': (312.0, 156.0)}
+
+
+def peak_tflops(device_kind: str, compute_dtype: str) -> float | None:
+  """The table's peak for a device kind such as 'NVIDIA H100 80GB HBM3' at a compute dtype; None if unknown."""
+  for name, (bfloat16, float32) in PEAK_TFLOPS.items():
+    if name in device_kind.upper():
+      return bfloat16 if compute_dtype == 'bfloat16' else float32
+  return None
+
+
+def utilization(achieved_gflop_per_second_per_device: float | None, peak: float | None) -> float | None:
+  """Achieved FLOP/s over the device's peak, or None when either is unknown."""
+  if achieved_gflop_per_second_per_device is None or not peak:
+    return None
+  return round(achieved_gflop_per_second_per_device / (peak * 1e3), 4)
 
 
 def flops_from_cost_analysis(cost: Any) -> float | None:
@@ -79,10 +102,11 @@ def peak_host_memory_mib() -> float:
 
 
 def synthetic_batch(config: ml_collections.ConfigDict, num_devices: int, seed: int = 0) -> dict[str, np.ndarray]:
-  """'target' and 'input_temporal', each (num_devices, batch_size, img_size, img_size, 3) float32 in [-1, 1]."""
+  """'target' and 'input_temporal', each (num_devices, batch_size, img_size, img_size, 3) uint8, as the input
+  pipeline delivers them."""
   rng = np.random.default_rng(seed)
   shape = (num_devices, config.batch_size, config.img_size, config.img_size, 3)
-  return {key: rng.uniform(-1.0, 1.0, shape).astype(np.float32) for key in ('target', 'input_temporal')}
+  return {key: rng.integers(0, 256, shape, dtype=np.uint8) for key in ('target', 'input_temporal')}
 
 
 def timed_runs(run: Callable[[], Any], count: int) -> list[float]:
@@ -130,7 +154,7 @@ def breakdown(config: ml_collections.ConfigDict, state: train_state_lib.TrainSta
     {piece: {'median_seconds', 'gflop', 'achieved_gflop_per_second'}}.
   """
   model, discriminator = train_state_lib.build_networks(config)
-  vgg = VGGFeatures(config.vgg)
+  vgg = VGGFeatures(config.vgg, config.compute_dtype)
   device = jax.local_devices()[0]
   state, vgg_params = jax.device_put((state, vgg_params), device)
   shard = jax.device_put({key: value[0] for key, value in batch.items()}, device)
@@ -180,23 +204,26 @@ def breakdown(config: ml_collections.ConfigDict, state: train_state_lib.TrainSta
 
 
 def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, profile_dir: str = '',
-              profile_steps: int = 3, with_breakdown: bool = False) -> dict:
+              profile_steps: int = 3, with_breakdown: bool = False, peak: float = 0.0,
+              devices: Sequence[jax.Device] | None = None) -> dict:
   """Compiles and times the pmapped train step on synthetic inputs; returns the figures as a dict."""
   if num_steps < 1:
     raise ValueError(f'--num_steps must be at least 1, got {num_steps}.')
   if warmup < 0 or profile_steps < 1:
     raise ValueError(f'--warmup must be >= 0 and --profile_steps >= 1, got {warmup} and {profile_steps}.')
   config_validation.validate_training_config(config)
-  config = config_validation.with_device_batch(config, jax.device_count())
-  num_local = jax.local_device_count()
+  devices = list(devices) if devices is not None else jax.local_devices()
+  num_local = len(devices)
+  device_count = num_local * jax.process_count()
+  config = config_validation.with_device_batch(config, device_count)
   host_state = train_state_lib.create_train_state(config)
   host_vgg = vgg_weights.vgg_params(config) if config.use_vgg else None
-  state = device_layout.replicate(host_state)
-  vgg_params = device_layout.replicate(host_vgg) if config.use_vgg else None
+  state = device_layout.replicate(host_state, devices)
+  vgg_params = device_layout.replicate(host_vgg, devices) if config.use_vgg else None
   host_batch = synthetic_batch(config, num_local, config.seed)
   # Laid out as the step's own outputs, like the replicated state, so the compiled step accepts it as is.
-  batch = device_layout.to_devices(host_batch)
-  p_train_step = train_step_lib.make_p_train_step(config)
+  batch = device_layout.to_devices(host_batch, devices)
+  p_train_step = train_step_lib.make_p_train_step(config, devices)
 
   start = time.perf_counter()
   lowered = p_train_step.lower(state, batch, vgg_params)
@@ -219,10 +246,13 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
       jax.profiler.stop_trace()
 
   median = statistics.median(step_seconds)
-  global_batch = config.batch_size * jax.device_count()
+  global_batch = config.batch_size * device_count
   flops_per_device = compiled_flops(compiled)
   # pmap's cost analysis describes the program one device runs; the step runs it on every device.
-  step_flops = None if flops_per_device is None else flops_per_device * jax.device_count()
+  step_flops = None if flops_per_device is None else flops_per_device * device_count
+  device_kind = devices[0].device_kind
+  peak = peak or peak_tflops(device_kind, config.compute_dtype)
+  per_device = None if flops_per_device is None else flops_per_device / median / 1e9
   result = {
       'images_per_second': round(global_batch / median, 4),
       'global_batch': global_batch,
@@ -235,9 +265,14 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
       'step_gflop': _rounded(None if step_flops is None else step_flops / 1e9, 3),
       'gflop_per_device': _rounded(None if flops_per_device is None else flops_per_device / 1e9, 3),
       'achieved_gflop_per_second': _rounded(None if step_flops is None else step_flops / median / 1e9, 2),
-      'device_kind': jax.local_devices()[0].device_kind,
-      'platform': jax.local_devices()[0].platform,
-      'device_count': jax.device_count(),
+      'images_per_second_per_device': round(global_batch / median / device_count, 4),
+      'peak_tflops_per_device': peak or 'unknown',
+      # Model FLOP utilisation: achieved FLOP/s per device over its dense peak at the compute dtype.
+      'utilization': utilization(per_device, peak) if peak else 'unknown',
+      'compute_dtype': config.compute_dtype,
+      'device_kind': device_kind,
+      'platform': devices[0].platform,
+      'device_count': device_count,
       'local_device_count': num_local,
       'process_count': jax.process_count(),
       'img_size': config.img_size,
@@ -265,7 +300,15 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   distributed.initialize(FLAGS.config)
   result = benchmark(FLAGS.config, FLAGS.num_steps, FLAGS.warmup, FLAGS.profile_dir, FLAGS.profile_steps,
-                     FLAGS.breakdown)
+                     FLAGS.breakdown, FLAGS.peak_tflops)
+  if FLAGS.original:
+    from landmarks_jax import original_step  # pylint: disable=g-import-not-at-top
+    original = original_step.time_original_step(FLAGS.original, FLAGS.config, result['global_batch'],
+                                                 FLAGS.num_steps)
+    result['original'] = original
+    result['speedup_over_original'] = round(original['median_step_seconds'] / result['median_step_seconds'], 3)
+    print(f'step at batch {result["global_batch"]}: ours {result["median_step_seconds"]:.3f} s, the original '
+          f'{original["median_step_seconds"]:.3f} s ({result["speedup_over_original"]:.2f} x)', flush=True)
   print(json.dumps(result), flush=True)
 
 

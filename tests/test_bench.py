@@ -7,6 +7,8 @@ import statistics
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -33,10 +35,29 @@ def test_synthetic_batch_shapes_and_range():
   assert sorted(batch) == ['input_temporal', 'target']
   for images in batch.values():
     assert images.shape == (3, config.batch_size, config.img_size, config.img_size, 3)
-    assert images.dtype == np.float32
-    assert images.min() >= -1.0 and images.max() <= 1.0
-    assert images.std() > 0.5  # uniform on [-1, 1] has std 0.577
+    assert images.dtype == np.uint8  # as the input pipeline delivers frames
+    assert images.min() < 10 and images.max() > 245
   assert not np.array_equal(batch['target'], batch['input_temporal'])
+
+
+def test_flop_count_of_a_convolution_is_the_hand_count():
+  batch, size, channels_in, channels_out, kernel = 8, 32, 32, 48, 3
+  x = jnp.ones((batch, size, size, channels_in))
+  w = jnp.ones((kernel, kernel, channels_in, channels_out))
+  conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  figures, _ = bench.compile_and_time(conv, (x, w), num_runs=1)
+  out = size - kernel + 1  # no padding, so every tap of every output is a real multiply-add
+  multiply_adds = batch * out * out * channels_out * channels_in * kernel * kernel
+  assert figures['gflop'] == pytest.approx(2 * multiply_adds / 1e9, rel=0.02)
+
+
+@pytest.mark.parametrize('kind, dtype, peak', [('NVIDIA H100 80GB HBM3', 'bfloat16', 989.0),
+                                               ('NVIDIA H200', 'float32', 495.0),
+                                               ('NVIDIA A100-SXM4-40GB', 'bfloat16', 312.0), ('cpu', 'float32', None)])
+def test_peak_table_and_utilization(kind, dtype, peak):
+  assert bench.peak_tflops(kind, dtype) == peak
+  assert bench.utilization(494.5e3, 989.0) == 0.5
+  assert bench.utilization(None, 989.0) is None and bench.utilization(1.0, None) is None
 
 
 def test_benchmark_rejects_no_steps():
@@ -68,6 +89,8 @@ def test_prints_one_json_line_with_the_configs_shape(run):
   for name in ('img_size', 'batch_size', 'n_landmarks', 'use_fg_bg_mask', 'use_gan'):
     assert figures[name] == config[name], name
   assert figures['vgg_weights'] == 'random'
+  assert figures['compute_dtype'] == 'float32'
+  assert figures['peak_tflops_per_device'] == 'unknown' and figures['utilization'] == 'unknown'  # a CPU
 
 
 def test_step_times_and_rates_are_consistent(run):

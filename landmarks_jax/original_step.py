@@ -1,0 +1,134 @@
+"""Times the PyTorch original's training step on this machine, imported from a checkout the user gives.
+
+`bench --original=PATH` prints it beside ours, at the same sizes and batch: the original's model, VGG19
+perceptual loss (and discriminator with use_gan) and Adam, as its train.py loop body runs them, on random
+inputs. Nothing of the original is copied here; its `models` package is imported from PATH (a clone of
+NVIDIA/UnsupervisedLandmarkLearning) and run on the CPU: its `.cuda()` calls are made no-ops while it is
+built. The VGG19 has random weights (the step's cost does not depend on them, and nothing is downloaded); when
+torchvision is not installed, a stand-in builds torchvision's VGG19 layer layout. Needs the `torch` extra.
+"""
+
+import contextlib
+import importlib.util
+import os
+import statistics
+import sys
+import time
+import types
+from typing import Any
+
+# torchvision's VGG19 'features': the output widths of its 3x3 convolutions, 'M' a 2x2 max pool.
+VGG19_LAYOUT = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512,
+                'M')
+PACKAGE = 'landmarks_original_models'
+
+
+def _torchvision_stand_in(torch) -> types.ModuleType:
+  """A `torchvision` with just `models.vgg19`, whose `features` has torchvision's layer layout."""
+
+  def vgg19(*unused_args, **unused_kwargs):
+    layers, width = [], 3
+    for entry in VGG19_LAYOUT:
+      if entry == 'M':
+        layers.append(torch.nn.MaxPool2d(2, 2))
+      else:
+        layers += [torch.nn.Conv2d(width, entry, 3, padding=1), torch.nn.ReLU(inplace=True)]
+        width = entry
+    return types.SimpleNamespace(features=torch.nn.Sequential(*layers))
+
+  package, models = types.ModuleType('torchvision'), types.ModuleType('torchvision.models')
+  models.vgg19 = vgg19
+  package.models = models
+  return package
+
+
+@contextlib.contextmanager
+def _on_the_cpu(torch):
+  """The original's hard-coded `.cuda()` and `torch.cuda.current_device()` as no-ops on the CPU."""
+  saved = torch.Tensor.cuda, torch.nn.Module.cuda, torch.cuda.current_device
+  torch.Tensor.cuda = lambda self, *args, **kwargs: self
+  torch.nn.Module.cuda = lambda self, *args, **kwargs: self
+  torch.cuda.current_device = lambda: 'cpu'
+  try:
+    yield
+  finally:
+    torch.Tensor.cuda, torch.nn.Module.cuda, torch.cuda.current_device = saved
+
+
+def import_models(checkout: str):
+  """The checkout's `models` package (imported under a name of its own, with the torchvision stand-in)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  folder = os.path.join(os.path.abspath(os.path.expanduser(checkout)), 'models')
+  if not os.path.isfile(os.path.join(folder, 'part_factorized_model.py')):
+    raise FileNotFoundError(f'{checkout} is not a checkout of NVIDIA/UnsupervisedLandmarkLearning: '
+                            f'{folder}/part_factorized_model.py is missing. Pass the folder of a clone.')
+  saved = {name: sys.modules.get(name) for name in ('torchvision', 'torchvision.models')}
+  stand_in = _torchvision_stand_in(torch)
+  sys.modules['torchvision'], sys.modules['torchvision.models'] = stand_in, stand_in.models
+  try:
+    spec = importlib.util.spec_from_file_location(PACKAGE, os.path.join(folder, '__init__.py'),
+                                                  submodule_search_locations=[folder])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = package
+    spec.loader.exec_module(package)
+    return {name: importlib.import_module(f'{PACKAGE}.{name}')
+            for name in ('part_factorized_model', 'losses', 'discriminator')}
+  finally:
+    for name, module in saved.items():
+      if module is None:
+        sys.modules.pop(name, None)
+      else:
+        sys.modules[name] = module
+
+
+def time_original_step(checkout: str, config: Any, batch_size: int, num_steps: int, warmup: int = 1) -> dict:
+  """Median seconds of the original's training step at config's sizes and `batch_size`, on this CPU."""
+  import torch  # pylint: disable=g-import-not-at-top
+  modules = import_models(checkout)
+  options = {name: config[name] for name in ('n_landmarks', 'n_filters', 'use_identity_covariance', 'fixed_covar',
+                                             'img_size', 'use_fg_bg_mask', 'low_res_mask', 'nsf', 'naf', 'ngc')}
+  torch.manual_seed(0)
+  with _on_the_cpu(torch):
+    model = modules['part_factorized_model'].PartFactorizedModel(options)
+    perceptual = modules['losses'].Vgg19PerceptualLoss(config.reduced_w)
+    discriminator = gan_loss = None
+    if config.use_gan:
+      discriminator = modules['discriminator'].MultiscaleDiscriminator(
+          3, config.ndf, config.n_layers_D, 'instance', config.no_lsgan, config.num_D, False, False)
+      gan_loss = modules['losses'].GANLoss(use_lsgan=not config.no_lsgan)
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+  optimizer_d = (torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate) if discriminator else None)
+  shape = (batch_size, 3, config.img_size, config.img_size)
+  input_a, input_b, target = (torch.rand(shape) * 2 - 1 for _ in range(3))
+
+  def step():
+    optimizer.zero_grad()
+    with _on_the_cpu(torch):
+      reconstruction = model(input_a, input_b)['reconstruction']
+      loss = perceptual(reconstruction, target.clone()) * config.vgg_lambda if config.use_vgg else 0.0
+      if discriminator is not None:
+        loss_d = 0.5 * (gan_loss(discriminator(reconstruction.detach()), False) +
+                        gan_loss(discriminator(target), True))
+        loss = loss + gan_loss(discriminator(reconstruction), True)
+    loss.backward()
+    if not config.no_grad_clip:
+      torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    if discriminator is not None:
+      optimizer_d.zero_grad()
+      loss_d.backward()
+      if not config.no_grad_clip:
+        torch.nn.utils.clip_grad_norm_(discriminator.parameters(), 1.0)
+      optimizer_d.step()
+
+  for _ in range(warmup):
+    step()
+  seconds = []
+  for _ in range(num_steps):
+    start = time.perf_counter()
+    step()
+    seconds.append(time.perf_counter() - start)
+  median = statistics.median(seconds)
+  return {'median_step_seconds': round(median, 4), 'images_per_second': round(batch_size / median, 4),
+          'step_seconds': [round(s, 4) for s in seconds], 'torch_version': torch.__version__,
+          'torch_threads': torch.get_num_threads()}
