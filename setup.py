@@ -14,6 +14,8 @@ JAX_STACK = [
     'clu==0.0.12',
     'tensorflow-datasets==4.9.10',
     'array_record==0.8.6',
+    # The input pipeline's worker processes.
+    'grain==0.2.18',
 ]
 
 setuptools.setup(
