@@ -23,6 +23,7 @@ setuptools.setup(
     version='0.1.0',
     description=('Unsupervised landmarks, appearance and background from video, in JAX/Flax '
                  '(a port of NVIDIA UnsupervisedLandmarkLearning).'),
+    license='Apache-2.0',
     python_requires='>=3.11,<3.12',
     packages=setuptools.find_packages(include=['landmarks_jax', 'landmarks_jax.*']),
     install_requires=JAX_STACK + [
