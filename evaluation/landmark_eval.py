@@ -9,7 +9,11 @@ map_to_supervised_landmarks_bbc.py, then eval_supervised_landmarks_bbc.py), in o
 4. score: BBC Pose accuracy (the toolkit's 6-pixel rule), or for motion capture PCK, pixel error and
    foreground-mask IoU; each next to the floor that the mean training pose (and an all-foreground mask) sets;
 5. write `<workdir>/eval/`: metrics.json, BBC Pose's preds_test.mat and preds_val.mat (the toolkit's layout,
-   in record order; the test split's order is results.mat's), and pictures of the test split.
+   in record order; the test split's order is results.mat's), the fitted map (joint_map.npz, which `predict`
+   applies to new videos), and pictures of the test split.
+A dataset without keypoints (your own videos without a keypoint CSV) has nothing to regress: its evaluation
+reports each split's reconstruction loss (the validation loss, on every frame) and draws the landmarks.
+Missing keypoints (NaN) are left out of the fit and of every score.
 """
 
 import collections
@@ -33,6 +37,8 @@ from landmarks_jax import input_pipeline
 from landmarks_jax import pixels
 from landmarks_jax import train_state
 from landmarks_jax import train_step
+from landmarks_jax import validation
+from landmarks_jax import vgg_weights
 from landmarks_jax.evaluation import bbc_metric
 from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import mat_files
@@ -44,6 +50,7 @@ from landmarks_jax.model.landmark_model import model_from_config
 
 EVAL_DIR = 'eval'
 METRICS_FILE = 'metrics.json'
+JOINT_MAP_FILE = 'joint_map.npz'
 FIT_SPLIT = 'train'
 EVAL_SPLITS = ('validation', 'test')
 BBC_PREDICTION_FILES = {'test': 'preds_test.mat', 'validation': 'preds_val.mat'}
@@ -150,7 +157,7 @@ def make_encode_fn(config: ml_collections.ConfigDict):
 
 def _rows(array: np.ndarray) -> np.ndarray:
   """(D, B, ...) -> (D * B, ...)."""
-  return array.reshape((-1,) + array.shape[2:])
+  return array.reshape((array.shape[0] * array.shape[1],) + array.shape[2:])
 
 
 def _gather(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -259,20 +266,29 @@ def score_split(config: ml_collections.ConfigDict, dump: Mapping[str, np.ndarray
   return scores
 
 
+def check_annotated(joints: np.ndarray, joint_names: Sequence[str]) -> None:
+  """Every joint needs an annotation on some training frame for the map to be fitted."""
+  unannotated = [name for j, name in enumerate(joint_names) if np.isnan(joints[:, j]).any(axis=-1).all()]
+  if unannotated:
+    raise ValueError(f'Keypoints {unannotated} are annotated on no training frame, so no map to them can be '
+                     'fitted; annotate them on some training frames or leave them out of the keypoint CSV.')
+
+
 def score(config: ml_collections.ConfigDict, dumps: Mapping[str, Mapping[str, np.ndarray]],
-          joint_names: Sequence[str], splits: Sequence[str] = EVAL_SPLITS) -> tuple[dict, dict]:
+          joint_names: Sequence[str], splits: Sequence[str] = EVAL_SPLITS) -> tuple[dict, dict, np.ndarray]:
   """Fits the joint map on dumps['train'] and scores each of `splits`.
 
   Returns:
-    ({split: scores}, {split: (N, J, 2) regressed pixel joints}).
+    ({split: scores}, {split: (N, J, 2) regressed pixel joints}, the (2K, 2J) map).
   """
   dtype = feature_dtype(config)
+  check_annotated(dumps[FIT_SPLIT]['joints'], joint_names)
   weights = fit_joint_map(dumps[FIT_SPLIT], dtype)
   train_targets = boxes_lib.joints_to_box_units(dumps[FIT_SPLIT]['joints'], dumps[FIT_SPLIT]['boxes'])
   predictions = {split: predict_joints(dumps[split], weights, dtype) for split in splits}
   scores = {split: score_split(config, dumps[split], predictions[split], train_targets, joint_names)
             for split in splits}
-  return scores, predictions
+  return scores, predictions, weights
 
 
 def metrics_record(config: ml_collections.ConfigDict, step: int, dumps: Mapping[str, Mapping[str, np.ndarray]],
@@ -281,8 +297,8 @@ def metrics_record(config: ml_collections.ConfigDict, step: int, dumps: Mapping[
   return {
       'step': int(step),
       'dataset': config.dataset,
-      'n_landmarks': int(dumps[FIT_SPLIT]['mean_x'].shape[1]),
-      'num_joints': int(dumps[FIT_SPLIT]['joints'].shape[1]),
+      'n_landmarks': int(next(iter(dumps.values()))['mean_x'].shape[1]),
+      'num_joints': int(next(iter(dumps.values()))['joints'].shape[1]),
       'num_examples': {split: int(len(dump['index'])) for split, dump in dumps.items()},
       **scores,
   }
@@ -292,9 +308,15 @@ def summary(metrics: Mapping[str, Any]) -> str:
   """A few lines a person reads: each split's score beside its floor, and the mask IoU beside all-foreground."""
   lines = [f"Landmarks at step {metrics['step']} ({metrics['dataset']}, {metrics['n_landmarks']} landmarks), "
            'linearly regressed to the joints:']
+  if any('reconstruction_loss' in (metrics.get(split) or {}) for split in EVAL_SPLITS):
+    lines[0] = (f"Landmarks at step {metrics['step']} ({metrics['dataset']}, {metrics['n_landmarks']} landmarks); "
+                'no keypoints to regress, so the reconstruction loss:')
   for split in EVAL_SPLITS:
     scores = metrics.get(split)
     if not scores:
+      continue
+    if 'reconstruction_loss' in scores:
+      lines.append(f"  {split}: {scores['reconstruction_loss']:.5f}")
       continue
     floor = scores['baseline']
     if 'accuracy' in scores:
@@ -329,21 +351,61 @@ def write_bbc_predictions(eval_dir: str, predictions: Mapping[str, np.ndarray]) 
       mat_files.write_predictions(os.path.join(eval_dir, name), predictions[split])
 
 
+def write_joint_map(eval_dir: str, weights: np.ndarray, joint_names: Sequence[str], dtype: type,
+                    bones: Sequence[tuple[int, int]] | None, step: int) -> str:
+  """joint_map.npz: the fitted map, the feature precision, the joint names and bones; returns its path."""
+  os.makedirs(eval_dir, exist_ok=True)
+  path = os.path.join(eval_dir, JOINT_MAP_FILE)
+  return files.write_atomically(path, lambda f: np.savez(
+      f, weights=weights, joint_names=np.asarray(list(joint_names), dtype=str),
+      feature_dtype=np.dtype(dtype).name, bones=np.asarray(bones or [], np.int32).reshape(-1, 2), step=step))
+
+
+def read_joint_map(workdir: str) -> dict[str, Any]:
+  """The map `evaluate` fitted for a workdir: {'weights', 'joint_names', 'feature_dtype', 'bones', 'step'}."""
+  path = os.path.join(workdir, EVAL_DIR, JOINT_MAP_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path} does not exist: the run has no fitted keypoint map. Run python -m '
+                            f'landmarks_jax.evaluate --workdir={workdir} on a dataset with keypoints first.')
+  with np.load(path) as saved:
+    return {'weights': saved['weights'], 'joint_names': [str(n) for n in saved['joint_names']],
+            'feature_dtype': np.dtype(str(saved['feature_dtype'])).type,
+            'bones': [tuple(int(v) for v in b) for b in saved['bones']], 'step': int(saved['step'])}
+
+
 def evaluate_dumps(config: ml_collections.ConfigDict, dumps: Mapping[str, Mapping[str, np.ndarray]], workdir: str,
-                   step: int, joint_names: Sequence[str], splits: Sequence[str] = EVAL_SPLITS) -> tuple[dict, dict]:
-  """Regresses, scores and (on process 0) writes metrics.json and BBC's .mat files from dumped landmarks.
+                   step: int, joint_names: Sequence[str], splits: Sequence[str] = EVAL_SPLITS,
+                   bones: Sequence[tuple[int, int]] | None = None) -> tuple[dict, dict]:
+  """Regresses, scores and (on process 0) writes metrics.json, the joint map and BBC's .mat files.
 
   Returns:
     (metrics, {split: (N, J, 2) regressed pixel joints}).
   """
-  scores, predictions = score(config, dumps, joint_names, splits)
+  scores, predictions, weights = score(config, dumps, joint_names, splits)
   metrics = metrics_record(config, step, dumps, scores)
   if jax.process_index() == 0:
     eval_dir = os.path.join(workdir, EVAL_DIR)
     if config.dataset == 'bbc_pose':
       write_bbc_predictions(eval_dir, predictions)
+    write_joint_map(eval_dir, weights, joint_names, feature_dtype(config), bones, step)
     write_metrics(eval_dir, metrics)
   return metrics, predictions
+
+
+def reconstruction_losses(config: ml_collections.ConfigDict, replicated_variables: Any,
+                          opened: Mapping[str, tuple[Any, Any]], splits: Sequence[str]) -> dict:
+  """{split: {'reconstruction_loss'}}: the validation loss on every frame of each split (no keypoints needed)."""
+  p_loss = validation.make_p_validation_loss(config)
+  vgg = device_layout.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
+  layout = dict(num_local_devices=jax.local_device_count(), process_index=jax.process_index(),
+                process_count=jax.process_count())
+  losses = {}
+  for split in splits:
+    source, videos = opened[split]
+    with input_pipeline.validation_batches(config, source, videos, val_frac=1.0, **layout) as batches:
+      losses[split] = {'reconstruction_loss': validation.run_validation(p_loss, replicated_variables, vgg,
+                                                                        batches, None, 0)}
+  return losses
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -387,7 +449,8 @@ def draw_pictures(config: ml_collections.ConfigDict, eval_dir: str, source: Sequ
   rows = np.unique(np.linspace(0, len(dump['index']) - 1, min(GRID_FRAMES, len(dump['index']))).round().astype(int))
   images = _crops(config, source, dump['index'][rows])
   paths = [os.path.join(eval_dir, f'landmarks_{split}.png')]
-  pictures.landmark_grid(images, landmarks[rows], pred_px[rows], dump['boxes'][rows], bones, GRID_COLUMNS, scale,
+  joints = (lambda selected: None) if pred_px is None else (lambda selected: pred_px[selected])
+  pictures.landmark_grid(images, landmarks[rows], joints(rows), dump['boxes'][rows], bones, GRID_COLUMNS, scale,
                          path=paths[-1])
   if 'pred_mask' in dump:
     paths.append(os.path.join(eval_dir, f'masks_{split}.png'))
@@ -396,7 +459,7 @@ def draw_pictures(config: ml_collections.ConfigDict, eval_dir: str, source: Sequ
                        path=paths[-1])
   video = np.flatnonzero(dump['video'] == dump['video'][0])[:GIF_MAX_FRAMES]
   paths.append(os.path.join(eval_dir, f'video_{split}.gif'))
-  pictures.landmark_gif(paths[-1], _crops(config, source, dump['index'][video]), landmarks[video], pred_px[video],
+  pictures.landmark_gif(paths[-1], _crops(config, source, dump['index'][video]), landmarks[video], joints(video),
                         dump['boxes'][video], bones, scale)
   return paths
 
@@ -426,10 +489,19 @@ def evaluate(config: ml_collections.ConfigDict, variables: Any, workdir: str, st
   opened = {split: datasets.open_split(builder, split) for split in (FIT_SPLIT,) + tuple(splits)}
   encode_fn = make_encode_fn(config)
   replicated = device_layout.replicate(variables)
+  metadata = builder.info.metadata or {}
+  joint_names = list(metadata.get('joint_names', ()))
+  if not joint_names:  # nothing to regress: the landmarks of the pictured split, and the reconstruction loss
+    opened = {split: opened[split] for split in splits}
   dumps = {split: dump_landmarks(config, encode_fn, replicated, source, keep_masks=split != FIT_SPLIT,
                                  description=f'landmarks {split}') for split, (source, _) in opened.items()}
-  metadata = builder.info.metadata or {}
-  metrics, predictions = evaluate_dumps(config, dumps, workdir, step, metadata['joint_names'], splits)
+  if joint_names:
+    metrics, predictions = evaluate_dumps(config, dumps, workdir, step, joint_names, splits, skeleton(metadata))
+  else:
+    metrics = metrics_record(config, step, dumps, reconstruction_losses(config, replicated, opened, splits))
+    predictions = {split: None for split in splits}
+    if jax.process_index() == 0:
+      write_metrics(os.path.join(workdir, EVAL_DIR), metrics)
   picture_split = 'test' if 'test' in splits else splits[-1]
   if jax.process_index() == 0:
     draw_pictures(config, os.path.join(workdir, EVAL_DIR), opened[picture_split][0], dumps[picture_split],

@@ -2,7 +2,8 @@
 
 Joints: PCK (share of joints within a fraction of the crop side, max(w, h)) and mean pixel error. Masks:
 intersection over union of the thresholded foreground. Baselines: the mean training pose placed in each
-test box, and the all-foreground mask.
+test box, and the all-foreground mask. Annotations may be missing (NaN joints, as a keypoint CSV of your own
+videos allows): each score counts the annotated joints only.
 """
 
 import numpy as np
@@ -25,9 +26,16 @@ def _check_joint_pair(pred_px, gt_px):
 
 
 def joint_errors(pred_px, gt_px):
-  """(N, J, 2) predicted and annotated pixel joints -> (N, J) Euclidean errors in pixels."""
+  """(N, J, 2) predicted and annotated pixel joints -> (N, J) Euclidean errors in pixels (NaN where missing)."""
   pred_px, gt_px = _check_joint_pair(pred_px, gt_px)
   return np.linalg.norm(pred_px - gt_px, axis=-1)
+
+
+def _annotated(errors):
+  annotated = ~np.isnan(errors)
+  if not annotated.any():
+    raise ValueError('Cannot score: no joint of these frames is annotated.')
+  return annotated
 
 
 def pck(pred_px, gt_px, boxes, fractions=DEFAULT_PCK_FRACTIONS):
@@ -49,7 +57,8 @@ def pck(pred_px, gt_px, boxes, fractions=DEFAULT_PCK_FRACTIONS):
   if boxes.shape != (errors.shape[0], 4):
     raise ValueError(f'boxes must be ({errors.shape[0]}, 4); got shape {boxes.shape}.')
   side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-  return {fraction: float(np.mean(errors <= fraction * side[:, None])) for fraction in fractions}
+  annotated = _annotated(errors)
+  return {fraction: float(np.mean((errors <= fraction * side[:, None])[annotated])) for fraction in fractions}
 
 
 def mean_pixel_error(pred_px, gt_px, joint_names=None):
@@ -61,17 +70,17 @@ def mean_pixel_error(pred_px, gt_px, joint_names=None):
     joint_names: J names; defaults to '0', '1', ...
 
   Returns:
-    {'mean': float, 'per_joint': {name: float}}.
+    {'mean': float, 'per_joint': {name: float, or None for a joint annotated in none of the frames}}.
   """
   errors = joint_errors(pred_px, gt_px)
+  annotated = _annotated(errors)
   if joint_names is None:
     joint_names = [str(j) for j in range(errors.shape[1])]
   if len(joint_names) != errors.shape[1]:
     raise ValueError(f'Got {len(joint_names)} joint names for {errors.shape[1]} joints.')
-  return {
-      'mean': float(errors.mean()),
-      'per_joint': {name: float(value) for name, value in zip(joint_names, errors.mean(axis=0))},
-  }
+  per_joint = [float(errors[annotated[:, j], j].mean()) if annotated[:, j].any() else None
+               for j in range(errors.shape[1])]
+  return {'mean': float(errors[annotated].mean()), 'per_joint': dict(zip(joint_names, per_joint))}
 
 
 def _foreground(masks, threshold):
@@ -137,5 +146,7 @@ def mean_pose_baseline(train_targets, eval_boxes):
   if train_targets.ndim != 2 or train_targets.shape[0] == 0:
     raise ValueError(f'train_targets must be a non-empty (N, 2J) array; got shape {train_targets.shape}.')
   eval_boxes = np.asarray(eval_boxes, dtype=np.float64)
-  mean_pose = train_targets.mean(axis=0)
+  if np.isnan(train_targets).all(axis=0).any():
+    raise ValueError('A joint is annotated in no training example; its mean training pose is undefined.')
+  mean_pose = np.nanmean(train_targets, axis=0)
   return boxes_lib.box_units_to_pixels(np.tile(mean_pose, (eval_boxes.shape[0], 1)), eval_boxes)

@@ -103,7 +103,7 @@ def _dot(draw, center, radius, color):
 
 
 def draw_frame(image, landmarks=None, joints_px=None, box=None, skeleton=None, number_landmarks=True,
-               scale=1, font_size=8):
+               scale=1, font_size=8, radius=1):
   """Draws joints (with an optional skeleton) and numbered landmarks on one frame.
 
   Args:
@@ -117,6 +117,7 @@ def draw_frame(image, landmarks=None, joints_px=None, box=None, skeleton=None, n
     number_landmarks: write each landmark's index beside its dot.
     scale: integer enlargement (nearest neighbour) before drawing, so marks stay legible on small frames.
     font_size: label size in pixels of the enlarged frame.
+    radius: a multiple of the marks' radii and line width (large frames need larger marks).
 
   Returns:
     (H * scale, W * scale, 3) uint8.
@@ -140,9 +141,9 @@ def draw_frame(image, landmarks=None, joints_px=None, box=None, skeleton=None, n
     for joint_a, joint_b in skeleton or ():
       if not (0 <= joint_a < len(points) and 0 <= joint_b < len(points)):
         raise ValueError(f'skeleton pair ({joint_a}, {joint_b}) names a joint outside 0..{len(points) - 1}.')
-      draw.line([tuple(points[joint_a]), tuple(points[joint_b])], fill=SKELETON_COLOR, width=1)
+      draw.line([tuple(points[joint_a]), tuple(points[joint_b])], fill=SKELETON_COLOR, width=radius)
     for point, color in zip(points, joint_colors(len(points))):
-      _dot(draw, point, JOINT_RADIUS, color)
+      _dot(draw, point, JOINT_RADIUS * radius, color)
 
   if landmarks is not None:
     landmarks = np.asarray(landmarks, dtype=np.float64)
@@ -152,12 +153,13 @@ def draw_frame(image, landmarks=None, joints_px=None, box=None, skeleton=None, n
     if number_landmarks:
       font = _label_font(font_size)
       for index, point in enumerate(points):
-        position = (int(round(point[0])) + LANDMARK_RADIUS + 1, int(round(point[1])) + LANDMARK_RADIUS)
+        position = (int(round(point[0])) + (LANDMARK_RADIUS + 1) * radius,
+                    int(round(point[1])) + LANDMARK_RADIUS * radius)
         draw.text(position, str(index), fill=LABEL_COLOR, font=font, stroke_width=1,
                   stroke_fill=LABEL_OUTLINE_COLOR)
     # Dots last, so no label hides a landmark.
     for point, color in zip(points, landmark_palette(len(points))):
-      _dot(draw, point, LANDMARK_RADIUS, color)
+      _dot(draw, point, LANDMARK_RADIUS * radius, color)
   return np.asarray(canvas)
 
 

@@ -42,6 +42,8 @@ def fit_linear_map(features, targets):
   """Least-squares linear map without intercept: argmin_W ||features @ W - targets||^2.
 
   With fewer examples than features the problem is underdetermined and the minimum-norm solution is returned.
+  NaN targets are missing annotations: each target column is fitted on the examples that annotate it (a column
+  annotated nowhere is an error).
 
   Args:
     features: (N, F) training features, e.g. F = 2K landmark coordinates.
@@ -51,14 +53,28 @@ def fit_linear_map(features, targets):
     (F, T) float64 weights.
   """
   features = _check_finite_matrix('features', features)
-  targets = _check_finite_matrix('targets', targets)
+  targets = np.asarray(targets, dtype=np.float64)
+  if targets.ndim != 2 or np.any(np.isinf(targets)):
+    raise ValueError(f'targets must be a 2-D (examples, values) array without infinite values; got shape '
+                     f'{targets.shape}.')
   if features.shape[0] != targets.shape[0]:
     raise ValueError(
         f'features and targets must have the same number of rows (examples); '
         f'got {features.shape[0]} and {targets.shape[0]}.')
   if features.shape[0] == 0:
     raise ValueError('Cannot fit a linear map on zero examples; the training split is empty.')
-  weights, _, _, _ = np.linalg.lstsq(features, targets, rcond=None)
+  annotated = ~np.isnan(targets)
+  if annotated.all():
+    return np.linalg.lstsq(features, targets, rcond=None)[0]
+  unannotated = np.flatnonzero(~annotated.any(axis=0))
+  if unannotated.size:
+    raise ValueError(f'Target columns {unannotated.tolist()} have no annotated example to fit on.')
+  weights = np.empty((features.shape[1], targets.shape[1]))
+  # Columns missing on the same examples (a keypoint's x and y) share one solve.
+  patterns, column_pattern = np.unique(annotated.T, axis=0, return_inverse=True)
+  for pattern_index, rows in enumerate(patterns):
+    columns = np.flatnonzero(column_pattern.reshape(-1) == pattern_index)
+    weights[:, columns] = np.linalg.lstsq(features[rows], targets[rows][:, columns], rcond=None)[0]
   return weights
 
 

@@ -2,7 +2,8 @@
 
 import ml_collections
 
-DATASETS = ('bbc_pose', 'humanoid_mocap')
+from landmarks_jax.datasets import DATASETS
+
 DATASET_VARIANTS = ('full', 'tiny')
 VGG_LAYOUTS = ('vgg16', 'vgg19')
 COMPUTE_DTYPES = ('float32', 'bfloat16')
@@ -53,7 +54,8 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
   """Checks the dataset choice and the input pipeline's options."""
   if config.dataset not in DATASETS:
     raise ConfigError(f'config.dataset must be one of {DATASETS}, got {config.dataset!r}; e.g. '
-                      '--config.dataset=humanoid_mocap (builds itself) or bbc_pose with --config.dataset_path.')
+                      '--config.dataset=humanoid_mocap (builds itself), or bbc_pose or video_folder with '
+                      '--config.dataset_path.')
   if config.dataset == 'humanoid_mocap' and config.dataset_variant not in DATASET_VARIANTS:
     raise ConfigError(f'config.dataset_variant must be one of {DATASET_VARIANTS}, got {config.dataset_variant!r}.')
   if config.batch_size < 1:

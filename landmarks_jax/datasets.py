@@ -7,7 +7,7 @@ importing landmarks_jax stays light.
 import os
 from typing import Any, Sequence
 
-DATASETS = ('bbc_pose', 'humanoid_mocap')
+DATASETS = ('bbc_pose', 'humanoid_mocap', 'video_folder')
 # Every run shares one humanoid mocap build, whatever its config.seed.
 MOCAP_DATA_SEED = 0
 
@@ -21,7 +21,8 @@ def prepare_dataset(config: Any) -> Any:
   """Returns the TFDS builder of config.dataset, building the dataset in the data dir on first use.
 
   'bbc_pose' reads the manual download in config.dataset_path; 'humanoid_mocap' renders the
-  config.dataset_variant ('full' or 'tiny') with a fixed data seed. A built dataset is reused.
+  config.dataset_variant ('full' or 'tiny') with a fixed data seed; 'video_folder' reads the videos in
+  config.dataset_path with the config's video_* options. A built dataset is reused.
   """
   name = config.dataset
   if name == 'bbc_pose':
@@ -31,6 +32,17 @@ def prepare_dataset(config: Any) -> Any:
           'folder holding 1/ .. 20/ and code/ as --config.dataset_path=/path/to/bbcpose.')
     from landmarks_jax.data_pipelines import bbc_pose  # pylint: disable=g-import-not-at-top
     return bbc_pose.prepare(os.path.expanduser(config.dataset_path), data_dir(config))
+  if name == 'video_folder':
+    if not config.dataset_path:
+      raise ValueError('config.dataset is video_folder but config.dataset_path is empty; pass the folder of your '
+                       'videos as --config.dataset_path=/path/to/videos.')
+    from landmarks_jax.data_pipelines import video_folder  # pylint: disable=g-import-not-at-top
+    options = video_folder.FolderOptions(
+        stride=config.video_stride, short_side=config.video_short_side, crop=config.video_crop,
+        validation_fraction=config.video_validation_fraction, test_fraction=config.video_test_fraction,
+        split_seed=config.video_split_seed, split_file=config.video_split_file, keypoints=config.video_keypoints,
+        skip_bad_files=config.video_skip_bad_files)
+    return video_folder.prepare(os.path.expanduser(config.dataset_path), data_dir(config), options)
   if name == 'humanoid_mocap':
     from landmarks_jax.data_pipelines import humanoid_mocap  # pylint: disable=g-import-not-at-top
     return humanoid_mocap.prepare(data_dir(config), variant=config.dataset_variant, seed=MOCAP_DATA_SEED)

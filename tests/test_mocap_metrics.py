@@ -72,3 +72,20 @@ def test_bad_shapes_are_rejected():
     mocap_metrics.mask_iou(np.zeros((1, 4, 4)), np.zeros((1, 4, 5)))
   with pytest.raises(ValueError, match='boxes'):
     mocap_metrics.pck(np.zeros((2, 1, 2)), np.zeros((2, 1, 2)), np.zeros((1, 4)))
+
+
+def test_missing_annotations_count_in_no_score():
+  gt = np.array([[[0.0, 0.0], [10.0, 0.0]], [[np.nan, np.nan], [0.0, 0.0]]])
+  pred = np.array([[[3.0, 4.0], [10.0, 0.0]], [[500.0, 500.0], [0.0, 1.0]]])
+  boxes = np.array([[0.0, 0.0, 100.0, 100.0]] * 2)
+  error = mocap_metrics.mean_pixel_error(pred, gt, ['a', 'b'])
+  assert error['mean'] == pytest.approx((5.0 + 0.0 + 1.0) / 3)
+  assert error['per_joint'] == {'a': pytest.approx(5.0), 'b': pytest.approx(0.5)}
+  assert mocap_metrics.pck(pred, gt, boxes, fractions=(0.02,))[0.02] == pytest.approx(2 / 3)
+  gt[:, 0] = np.nan
+  assert mocap_metrics.mean_pixel_error(pred, gt, ['a', 'b'])['per_joint']['a'] is None
+  with pytest.raises(ValueError, match='no joint of these frames is annotated'):
+    mocap_metrics.mean_pixel_error(pred, np.full_like(gt, np.nan))
+  # The mean training pose averages each joint over the examples that annotate it.
+  targets = np.array([[0.1, np.nan], [0.3, 0.2]])
+  np.testing.assert_allclose(mocap_metrics.mean_pose_baseline(targets, boxes[:1]), [[[70.0, 70.0]]])

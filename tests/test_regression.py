@@ -65,3 +65,17 @@ def test_bad_inputs_are_named():
     regression.apply_linear_map(np.zeros((2, 3)), np.zeros((2, 1)))
   with pytest.raises(ValueError, match='mu_x and mu_y'):
     regression.landmark_features(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_missing_targets_fit_each_column_on_its_annotated_examples():
+  rng = np.random.default_rng(3)
+  features = rng.normal(size=(40, 4))
+  true = rng.normal(size=(4, 3))
+  targets = features @ true
+  targets[:10, 0] = np.nan  # missing annotations
+  targets[5:25, 2] = np.nan
+  weights = regression.fit_linear_map(features, targets)
+  np.testing.assert_allclose(weights, true, atol=1e-10)
+  targets[:, 1] = np.nan
+  with pytest.raises(ValueError, match=r'columns \[1\] have no annotated example'):
+    regression.fit_linear_map(features, targets)
