@@ -286,7 +286,8 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     empty = [split for split in SPLITS if split not in split_of.values()]
     if empty:
       raise VideoFolderError(
-          f'{folder} gives no video to the {", ".join(empty)} split ({len(usable)} usable videos): splits are by '
+          f'{folder} gives no video to the {" and ".join(empty)} split{"s" if len(empty) > 1 else ""} '
+          f'({len(usable)} usable videos): splits are by '
           'whole videos, so they need at least one video each. Add videos (or cut a long one into parts), or '
           'list the split of each in --config.video_split_file.')
     keypoint_names, points = read_keypoints(options.keypoints, names) if options.keypoints else ([], {})

@@ -187,6 +187,10 @@ def test_bad_inputs_name_the_file_and_the_fix(folder, tmp_path):
   assert not (tmp_path / 'tfds_bad' / 'video_folder' / '1.0.0').exists()
   builder = video_folder.prepare(os.fspath(bad), os.fspath(tmp_path / 'tfds_skip'), _options(skip_bad_files=True))
   assert builder.info.metadata['skipped'] == [os.fspath(bad / 'broken.mp4')]
+  (bad / 'good3.mp4').unlink()  # two usable videos cannot fill three splits by whole videos
+  with pytest.raises(video_folder.VideoFolderError,
+                     match=r'gives no video to the validation and test splits \(2 usable'):
+    video_folder.prepare(os.fspath(bad), os.fspath(tmp_path / 'tfds_two'), _options(skip_bad_files=True))
   keypoints = tmp_path / 'k.csv'
   keypoints.write_text('video,frame,keypoint,x,y\nnowhere,0,a,1,2\n')
   with pytest.raises(video_folder.VideoFolderError, match="video 'nowhere' is not in the folder"):
