@@ -46,6 +46,6 @@ setuptools.setup(
     extras_require={
         # Only for reading checkpoints of the PyTorch original.
         'torch': ['torch==2.13.0'],
-        'test': ['pytest'],
+        'test': ['pytest', 'pytest-xdist'],
     },
 )

@@ -6,6 +6,9 @@ or of jaxlib are never read. Every compiled or loaded XLA:CPU program holds memo
 hold at most vm.max_map_count (65530 by default) of them; XLA aborts the process past that. So the tests
 compile without XLA:CPU's fusion emitters (about 1,000 mappings per training step instead of 4,800; the step
 runs about 6 % slower) and drop every compiled program after each test module (`release_compiled_programs`).
+
+pytest.ini runs the suite in two worker processes (pytest-xdist, one file per worker at a time; `-n 0` runs it in
+this process). The files that take minutes go first, so that neither worker is left with one at the end.
 """
 
 import atexit
@@ -27,6 +30,17 @@ import gc  # pylint: disable=g-import-not-at-top,g-bad-import-order
 import landmarks_jax  # pylint: disable=g-import-not-at-top,unused-import  (its XLA settings, before JAX starts)
 import jax  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
+
+
+# The files that take a minute or more, longest first (measured on a 2-core CPU).
+LONG_FILES = ('test_multihost.py', 'test_train.py', 'test_precision.py', 'test_bench.py', 'test_train_parity.py',
+              'test_video_folder.py', 'test_import_torch.py', 'test_evaluate.py')
+
+
+def pytest_collection_modifyitems(items):
+  """Long files first, in LONG_FILES order; each file's tests keep their order."""
+  rank = lambda item: LONG_FILES.index(item.path.name) if item.path.name in LONG_FILES else len(LONG_FILES)
+  items.sort(key=rank)  # stable
 
 
 @pytest.fixture(autouse=True, scope='module')
