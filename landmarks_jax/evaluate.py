@@ -17,7 +17,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from landmarks_jax import checkpoints
-from landmarks_jax import config_validation
+from landmarks_jax import config_checks
 from landmarks_jax import datasets
 from landmarks_jax import distributed
 from landmarks_jax.evaluation import landmark_eval
@@ -38,7 +38,7 @@ def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int
   """The command without its flags: evaluates `step` (default latest) of `workdir`; returns the metrics."""
   config = config or checkpoints.read_config(workdir)
   distributed.initialize(config)
-  config = config_validation.with_device_batch(config, jax.device_count())
+  config = config_checks.with_device_batch(config, jax.device_count())
   variables, step = landmark_eval.load_variables(workdir, step, config)
   landmark_eval.check_variables(config, variables)
   builder = datasets.prepare_dataset(config)

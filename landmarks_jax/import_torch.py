@@ -18,7 +18,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from landmarks_jax import checkpoints
-from landmarks_jax import config_validation
+from landmarks_jax import config_checks
 from landmarks_jax import pretrained
 from landmarks_jax import train_state
 
@@ -37,7 +37,7 @@ def define_flags() -> None:
 def import_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, workdir: str,
                       discriminator: str | None = None) -> int:
   """Writes `workdir` with the original's weights as its step-0 checkpoint; returns the step written."""
-  config_validation.validate_model_config(config)
+  config_checks.validate_model_config(config)
   if discriminator and not config.use_gan:
     raise ValueError('A discriminator checkpoint was given but config.use_gan is False; pass '
                      '--config.use_gan=True to keep it.')

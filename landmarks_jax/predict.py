@@ -32,7 +32,7 @@ from PIL import Image
 import tqdm
 
 from landmarks_jax import checkpoints
-from landmarks_jax import config_validation
+from landmarks_jax import config_checks
 from landmarks_jax import device_layout
 from landmarks_jax import files
 from landmarks_jax import frames as frames_lib
@@ -40,7 +40,7 @@ from landmarks_jax import video_files
 from landmarks_jax.data_pipelines import video_folder
 from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import landmark_eval
-from landmarks_jax.evaluation import pictures
+from landmarks_jax import pictures
 from landmarks_jax.evaluation import regression
 
 FLAGS = flags.FLAGS
@@ -231,7 +231,7 @@ def run(workdir: str, input_path: str, output: str, *, config: ml_collections.Co
         with_mask: bool = False, write_video: bool = True) -> dict[str, dict[str, np.ndarray]]:
   """The command without its flags; returns {video name: what its landmarks.npz holds}."""
   config = config or checkpoints.read_config(workdir)
-  config = config_validation.with_device_batch(config, jax.device_count())
+  config = config_checks.with_device_batch(config, jax.device_count())
   crop = crop or default_crop(config)
   if crop not in video_folder.CROPS and not os.path.isfile(crop):
     raise video_folder.VideoFolderError(f"--crop must be 'full', 'center' or a boxes CSV; {crop!r} is neither.")

@@ -8,8 +8,8 @@ import jax
 import ml_collections
 
 from landmarks_jax import checkpoints
-from landmarks_jax import torch_files
-from landmarks_jax import torch_import
+from landmarks_jax.original_checkpoints import torch_file_reader
+from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax.train_state import build_networks
 from landmarks_jax.train_state import sample_image
 
@@ -25,14 +25,14 @@ def _from_workdir(path: str, key: str, template: Any) -> Any:
   variables = state[key]
   shapes = lambda tree: jax.tree_util.tree_map(lambda x: tuple(x.shape), tree)
   if shapes(variables) != shapes(flax.core.unfreeze(template)):
-    raise torch_import.StateDictMismatch(f'The {key} weights in {path} do not fit this configuration; train or '
+    raise weight_mapping.StateDictMismatch(f'The {key} weights in {path} do not fit this configuration; train or '
                                          'evaluate with the configuration of that run.')
   return variables
 
 
 def _load(path: str, key: str, template: Any, from_torch) -> Any:
   if _is_torch_file(path):
-    return from_torch(torch_files.load_state_dict(path), template)
+    return from_torch(torch_file_reader.load_state_dict(path), template)
   if os.path.isdir(path):
     return _from_workdir(path, key, template)
   raise FileNotFoundError(f'{path} is neither a PyTorch checkpoint ({", ".join(TORCH_SUFFIXES)}) nor a workdir.')
@@ -42,11 +42,11 @@ def generator_variables(path: str, config: ml_collections.ConfigDict) -> Any:
   """Generator variables from an original checkpoint file or a workdir (its latest checkpoint)."""
   model, _ = build_networks(config)
   template = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, x), sample_image(config))
-  return _load(path, 'generator', template, torch_import.model_variables_from_torch)
+  return _load(path, 'generator', template, weight_mapping.model_variables_from_torch)
 
 
 def discriminator_variables(path: str, config: ml_collections.ConfigDict) -> Any:
   """Discriminator variables from an original checkpoint file or a workdir."""
   _, discriminator = build_networks(config)
   template = jax.eval_shape(lambda x: discriminator.init(jax.random.PRNGKey(0), x), sample_image(config))
-  return _load(path, 'discriminator', template, torch_import.discriminator_variables_from_torch)
+  return _load(path, 'discriminator', template, weight_mapping.discriminator_variables_from_torch)

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from landmarks_jax import checkpoints
-from landmarks_jax import config_validation
+from landmarks_jax import config_checks
 from landmarks_jax import datasets
 from landmarks_jax import device_layout
 from landmarks_jax import input_pipeline
@@ -23,7 +23,7 @@ from landmarks_jax import pretrained
 from landmarks_jax import train_state
 from landmarks_jax import train_step
 from landmarks_jax import train_visuals
-from landmarks_jax import validation
+from landmarks_jax import reconstruction_passes
 from landmarks_jax import vgg_weights
 
 
@@ -155,7 +155,7 @@ class Trainer:
     # The options as given (what config.json and each checkpoint record), and as this run applies them
     # (batch_size per device, from global_batch_size when that is set).
     self.options, self.workdir = config, workdir
-    self.config = config = config_validation.with_device_batch(config, jax.device_count())
+    self.config = config = config_checks.with_device_batch(config, jax.device_count())
     self.is_chief = jax.process_index() == 0
     # Everything is checked (config.json, the checkpoint's options and shapes, the data) before the first
     # file is written, so that a start that fails leaves the workdir as it found it.
@@ -177,8 +177,8 @@ class Trainer:
     self.state = device_layout.replicate(state)
     self.vgg = device_layout.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
     self.p_train_step = train_step.make_p_train_step(config)
-    self.p_pictures = validation.make_p_pictures(config) if self.schedule.images_every else None
-    self.p_validation = validation.make_p_validation_loss(config) if self.schedule.val_every else None
+    self.p_pictures = reconstruction_passes.make_p_pictures(config) if self.schedule.images_every else None
+    self.p_validation = reconstruction_passes.make_p_validation_loss(config) if self.schedule.val_every else None
 
   def _layout(self) -> dict:
     return dict(num_local_devices=jax.local_device_count(), process_index=jax.process_index(),
@@ -222,7 +222,7 @@ class Trainer:
     batches = input_pipeline.validation_batches(self.config, source, videos, **self._layout())
     render_dir = os.path.join(self.workdir, 'val_renders', f'step_{step}') if self.is_chief else None
     with batches:
-      loss = validation.run_validation(self.p_validation, self.state.generator, self.vgg, batches, render_dir,
+      loss = reconstruction_passes.run_validation(self.p_validation, self.state.generator, self.vgg, batches, render_dir,
                                        self.config.num_val_images)
     self.writer.write_scalars(step, {'validation_loss': loss})
     logging.info('Validation loss at step %d: %.5f', step, loss)
@@ -325,7 +325,7 @@ def _flat_numbers(tree: Any, prefix: str = '') -> dict[str, float]:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Trains (resuming from the workdir's latest checkpoint) and evaluates the landmarks at the end."""
-  config_validation.validate_training_config(config)
+  config_checks.validate_training_config(config)
   trainer = Trainer(config, workdir)
   try:
     return trainer.run()

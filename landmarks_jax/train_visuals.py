@@ -6,7 +6,7 @@ landmarks; input_a's and input_b's foreground masks; and input_a's part maps col
 
 import numpy as np
 
-from landmarks_jax.evaluation import pictures
+from landmarks_jax import pictures
 
 # Reconstructions are drawn at least this large so landmark numbers stay readable.
 MIN_TILE = 128

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from landmarks_jax import torch_files
-from landmarks_jax import torch_import
+from landmarks_jax.original_checkpoints import torch_file_reader
+from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax.model import initialization
 from landmarks_jax.model import vgg
 
@@ -79,10 +79,10 @@ def load_vgg19(path: str, expected_sha256_prefix: str = VGG19_SHA256_PREFIX) -> 
   if not actual.startswith(expected_sha256_prefix):
     raise VGGWeightsError(f'{path} has sha256 {actual}, which does not start with {expected_sha256_prefix}: '
                           f'it is not torchvision\'s VGG19. Download {VGG19_URL}.')
-  state = torch_files.load_state_dict(path)
+  state = torch_file_reader.load_state_dict(path)
   template = jax.eval_shape(lambda: vgg.VGGFeatures('vgg19').init(
       jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
-  return torch_import.vgg_variables_from_torch(state, template, 'vgg19')['params']
+  return weight_mapping.vgg_variables_from_torch(state, template, 'vgg19')['params']
 
 
 def find_and_load_vgg19(config: ml_collections.ConfigDict) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 from landmarks_jax import checkpoints
 from landmarks_jax import import_torch
-from landmarks_jax import torch_import
+from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax.model.discriminator import MultiscaleDiscriminator
 from landmarks_jax.model.landmark_model import model_from_config
 from reference_weights import REFERENCE
@@ -67,7 +67,7 @@ def test_imported_workdir_reproduces_the_original(reference, original_files, tmp
 def test_import_refuses_a_config_that_does_not_fit(reference, original_files, tmp_path):
   config = reference_config(reference)
   config.n_landmarks = 9
-  with pytest.raises(torch_import.StateDictMismatch, match=r'wrong shape[\s\S]*shape_encoder'):
+  with pytest.raises(weight_mapping.StateDictMismatch, match=r'wrong shape[\s\S]*shape_encoder'):
     import_torch.import_checkpoint(config, original_files['model'], str(tmp_path / 'w'))
   assert not (tmp_path / 'w' / 'checkpoints').exists() or not list((tmp_path / 'w' / 'checkpoints').iterdir())
 
@@ -75,11 +75,11 @@ def test_import_refuses_a_config_that_does_not_fit(reference, original_files, tm
 def test_import_lists_missing_and_unexpected_names(reference, original_files, tmp_path):
   config = reference_config(reference)
   config.use_fg_bg_mask = False  # the file has bg_net and fg_mask_net weights this config does not use
-  with pytest.raises(torch_import.StateDictMismatch, match=r'unexpected:[\s\S]*bg_net\.'):
+  with pytest.raises(weight_mapping.StateDictMismatch, match=r'unexpected:[\s\S]*bg_net\.'):
     import_torch.import_checkpoint(config, original_files['model'], str(tmp_path / 'a'))
   config = reference_config(reference)
   config.low_res_mask = True  # expects fg_mask_net.0.* names
-  with pytest.raises(torch_import.StateDictMismatch, match=r'missing:[\s\S]*fg_mask_net\.0\.'):
+  with pytest.raises(weight_mapping.StateDictMismatch, match=r'missing:[\s\S]*fg_mask_net\.0\.'):
     import_torch.import_checkpoint(config, original_files['model'], str(tmp_path / 'b'))
 
 
@@ -101,6 +101,6 @@ def test_torch_names_cover_every_variable_once(reference):
     flat = jax.tree_util.tree_flatten_with_path(template[collection])[0]
     for path, _ in flat:
       keys = tuple(p.key for p in path)
-      names.append(torch_import.model_torch_name(collection, keys, template['params']))
+      names.append(weight_mapping.model_torch_name(collection, keys, template['params']))
   expected = split_prefix(dict.fromkeys(map(str, reference['state_keys'])), 'model/')
   assert sorted(names) == sorted(expected)

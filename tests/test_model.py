@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax import config_validation
+from landmarks_jax import config_checks
 from landmarks_jax.configs import bbc
 from landmarks_jax.configs import humanoid_mocap as humanoid_mocap_config
 from landmarks_jax.configs import test as test_config
@@ -160,26 +160,27 @@ def test_gaussian_mask_is_the_union_of_the_landmark_gaussians_and_has_no_network
     ('low_res_mask', True, 'gaussian_fg_mask'),
     ('use_fg_bg_mask', False, 'gaussian_fg_mask'),
     ('time_limit_minutes', -1.0, 'time_limit_minutes'),
+    ('model', 'UNet', 'model must be one of'),
 ])
-def test_config_validation_names_the_problem(name, value, message):
+def test_config_checks_name_the_problem(name, value, message):
   config = test_config.get_config()
   config.gaussian_fg_mask = name in ('low_res_mask', 'use_fg_bg_mask')
   config[name] = value
-  with pytest.raises(config_validation.ConfigError, match=message):
-    config_validation.validate_training_config(config)
+  with pytest.raises(config_checks.ConfigError, match=message):
+    config_checks.validate_training_config(config)
 
 
 def test_training_needs_temporal_or_warped():
   config = test_config.get_config()
   config.use_temporal = config.use_warped = False
-  with pytest.raises(config_validation.ConfigError, match='use_temporal'):
-    config_validation.validate_training_config(config)
-  config_validation.validate_model_config(config)  # the model alone is fine
+  with pytest.raises(config_checks.ConfigError, match='use_temporal'):
+    config_checks.validate_training_config(config)
+  config_checks.validate_model_config(config)  # the model alone is fine
 
 
 def test_the_embedded_dataset_config_is_valid_and_builds():
   config = humanoid_mocap_config.get_config()
-  config_validation.validate_training_config(config)
+  config_checks.validate_training_config(config)
   model = model_from_config(config)
   image = jnp.zeros((1, config.img_size, config.img_size, 3))
   variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), image, image))

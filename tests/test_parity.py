@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from landmarks_jax import torch_import
+from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax.model import losses
 from landmarks_jax.model.discriminator import MultiscaleDiscriminator
 from landmarks_jax.model.landmark_model import model_from_config
@@ -69,7 +69,7 @@ def model_outputs(reference, weights):
   model = model_from_config(reference_config(reference))
   a, b = float64(nhwc(reference['input_a'])), float64(nhwc(reference['input_b']))
   template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), a, b))
-  variables = float64(torch_import.model_variables_from_torch(split_prefix(weights, 'model/'), template))
+  variables = float64(weight_mapping.model_variables_from_torch(split_prefix(weights, 'model/'), template))
   full = jax.jit(lambda v: model.apply(v, a, b))(variables)
   encode_only = jax.jit(lambda v: model.apply(v, a))(variables)
   return full, encode_only
@@ -105,7 +105,7 @@ def discriminator_and_variables(weights, image):
   n_layers = len({k.split('.')[1] for k in state if k.startswith('layer0.')}) - 2
   disc = MultiscaleDiscriminator(first.shape[0], n_layers, num_scales)
   template = jax.eval_shape(lambda: disc.init(jax.random.PRNGKey(0), image))
-  return disc, float64(torch_import.discriminator_variables_from_torch(state, template))
+  return disc, float64(weight_mapping.discriminator_variables_from_torch(state, template))
 
 
 def test_discriminator_and_gan_losses(reference, weights):
@@ -123,7 +123,7 @@ def test_discriminator_and_gan_losses(reference, weights):
 def vgg19_and_variables(weights, image):
   net = VGGFeatures('vgg19')
   template = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), image))
-  return net, float64(torch_import.vgg_variables_from_torch(split_prefix(weights, 'vgg19/'), template, 'vgg19'))
+  return net, float64(weight_mapping.vgg_variables_from_torch(split_prefix(weights, 'vgg19/'), template, 'vgg19'))
 
 
 def test_vgg_taps(reference, weights):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from landmarks_jax.evaluation import pictures
+from landmarks_jax import pictures
 
 BLACK_FRAME = -np.ones((32, 32, 3), dtype=np.float32)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from landmarks_jax import device_layout
-from landmarks_jax import torch_import
+from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax import train_state
 from landmarks_jax import train_step
 from landmarks_jax import vgg_weights
@@ -52,7 +52,7 @@ def test_bfloat16_landmarks_stay_close_to_float32_on_the_reference_weights():
     config.compute_dtype = dtype
     model = model_from_config(config)
     template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), a, b))
-    variables = torch_import.model_variables_from_torch(split_prefix(weights, 'model/'), template)
+    variables = weight_mapping.model_variables_from_torch(split_prefix(weights, 'model/'), template)
     apply = lambda v, model=model: model.apply(v, a, b)
     outputs[dtype] = jax.jit(apply)(variables)
     programs[dtype] = _conv_dtypes(apply, variables)

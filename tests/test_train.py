@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from landmarks_jax import checkpoints
-from landmarks_jax import config_validation
+from landmarks_jax import config_checks
 from landmarks_jax import datasets
 from landmarks_jax import device_layout
 from landmarks_jax import input_pipeline
@@ -235,7 +235,7 @@ def test_a_global_batch_splits_over_the_devices_as_the_per_device_batch_would(da
   assert 'global batch 4 = 2 per device x 2 devices' in caplog.text
   leaves_close(checkpoints.Checkpoints(workdir).restore_raw(2)[0],
                checkpoints.Checkpoints(four_steps).restore_raw(2)[0], atol=1e-6)
-  with pytest.raises(config_validation.ConfigError, match=r'global_batch_size=3 does not split over 2 devices.*=2 '
+  with pytest.raises(config_checks.ConfigError, match=r'global_batch_size=3 does not split over 2 devices.*=2 '
                                                           r'or 4'):
     train.train_and_evaluate(quick_config(data_dir, global_batch_size=3), str(tmp_path / 'odd'))
 

@@ -21,7 +21,7 @@ import optax
 import pytest
 
 from landmarks_jax import device_layout
-from landmarks_jax import torch_import
+from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax import train_state
 from landmarks_jax import train_step
 from landmarks_jax.configs import default
@@ -77,14 +77,14 @@ def model_by_torch_name(variables):
   """Our generator variables (and Adam moments shaped like them) keyed by the original's state-dict names."""
   params = variables['params']
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
-  return {torch_import.model_torch_name(path[0], path[1:], params): _torch_layout(path, value)
+  return {weight_mapping.model_torch_name(path[0], path[1:], params): _torch_layout(path, value)
           for path, value in flat.items()}
 
 
 def discriminator_by_torch_name(variables):
   num_scales = len(variables['params'])
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
-  return {torch_import.discriminator_torch_name(path[1:], num_scales): _torch_layout(path, value)
+  return {weight_mapping.discriminator_torch_name(path[1:], num_scales): _torch_layout(path, value)
           for path, value in flat.items()}
 
 
@@ -131,10 +131,10 @@ def trained(reference):
     config, steps = _config(reference, len(devices))
     weights = regenerate_weights(reference['state_keys'], reference['state_shapes'], reference['seed'])
     fresh = train_state.create_train_state(config)
-    generator = torch_import.model_variables_from_torch(split_prefix(weights, 'model/'), fresh.generator)
+    generator = weight_mapping.model_variables_from_torch(split_prefix(weights, 'model/'), fresh.generator)
     discriminator = fresh.discriminator
     if config.use_gan:
-      discriminator = torch_import.discriminator_variables_from_torch(split_prefix(weights, 'discriminator/'),
+      discriminator = weight_mapping.discriminator_variables_from_torch(split_prefix(weights, 'discriminator/'),
                                                                       fresh.discriminator)
     generator, discriminator = _as_float64(generator), _as_float64(discriminator)
     state = fresh.replace(generator=generator, discriminator=discriminator,
@@ -142,7 +142,7 @@ def trained(reference):
                           discriminator_opt_state=fresh.discriminator_tx.init(discriminator.get('params', {})))
     vgg_template = jax.eval_shape(lambda x: VGGFeatures('vgg19').init(jax.random.PRNGKey(0), x),
                                   jax.ShapeDtypeStruct((1, config.img_size, config.img_size, 3), jnp.float64))
-    vgg = _as_float64(torch_import.vgg_variables_from_torch(split_prefix(weights, 'vgg19/'),
+    vgg = _as_float64(weight_mapping.vgg_variables_from_torch(split_prefix(weights, 'vgg19/'),
                                                             vgg_template, 'vgg19')['params'])
     p_step = train_step.make_p_train_step(config, devices)
     state, vgg = device_layout.replicate(state, devices), device_layout.replicate(vgg, devices)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax import torch_import
+from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax import vgg_weights
 from landmarks_jax.configs import default
 from landmarks_jax.model import vgg
@@ -47,7 +47,7 @@ def test_vgg19_from_a_torchvision_style_file(tmp_path):
   torch = pytest.importorskip('torch')
   generator = torch.Generator().manual_seed(0)
   state, in_channels = {}, 3
-  for index, name in zip(torch_import.VGG_TORCH_INDICES['vgg19'], vgg.conv_names('vgg19')):
+  for index, name in zip(weight_mapping.VGG_TORCH_INDICES['vgg19'], vgg.conv_names('vgg19')):
     width = vgg.WIDTHS[int(name[4]) - 1]  # conv<block>_<i>
     state[f'features.{index}.weight'] = torch.randn(width, in_channels, 3, 3, generator=generator)
     state[f'features.{index}.bias'] = torch.randn(width, generator=generator)

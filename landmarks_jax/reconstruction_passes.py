@@ -17,7 +17,7 @@ import numpy as np
 from landmarks_jax import device_layout
 from landmarks_jax import train_step
 from landmarks_jax.augment import pairs
-from landmarks_jax.evaluation import pictures
+from landmarks_jax import pictures
 from landmarks_jax.model import losses
 from landmarks_jax.model.landmark_model import model_from_config
 from landmarks_jax.model.vgg import VGGFeatures

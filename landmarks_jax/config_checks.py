@@ -7,6 +7,7 @@ from landmarks_jax.datasets import DATASETS
 DATASET_VARIANTS = ('full', 'tiny')
 VGG_LAYOUTS = ('vgg16', 'vgg19')
 COMPUTE_DTYPES = ('float32', 'bfloat16')
+MODELS = ('PartFactorizedModel',)  # config.model: the original's one model class
 
 
 class ConfigError(ValueError):
@@ -21,6 +22,8 @@ def _widths(config, name, count):
 
 def validate_model_config(config: ml_collections.ConfigDict) -> None:
   """Checks the options that shape the networks."""
+  if config.get('model', MODELS[0]) not in MODELS:
+    raise ConfigError(f'config.model must be one of {MODELS} (the original\'s only model), got {config.model!r}.')
   if not isinstance(config.img_size, int) or config.img_size <= 0 or config.img_size % 16:
     raise ConfigError(f'config.img_size must be a positive multiple of 16 (the generator starts at 1/16 of '
                       f'the image), got {config.img_size!r}; try 64 or 128.')
