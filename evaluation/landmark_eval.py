@@ -403,8 +403,8 @@ def reconstruction_losses(config: ml_collections.ConfigDict, replicated_variable
   for split in splits:
     source, videos = opened[split]
     with input_pipeline.validation_batches(config, source, videos, val_frac=1.0, **layout) as batches:
-      losses[split] = {'reconstruction_loss': reconstruction_passes.run_validation(p_loss, replicated_variables, vgg,
-                                                                        batches, None, 0)}
+      loss = reconstruction_passes.run_validation(p_loss, replicated_variables, vgg, batches, None, 0)
+      losses[split] = {'reconstruction_loss': loss}
   return losses
 
 
@@ -468,7 +468,7 @@ def draw_pictures(config: ml_collections.ConfigDict, eval_dir: str, source: Sequ
 # The whole evaluation.
 
 
-def evaluate(config: ml_collections.ConfigDict, variables: Any, workdir: str, step: int, *,
+def evaluate_landmarks(config: ml_collections.ConfigDict, variables: Any, workdir: str, step: int, *,
              splits: Sequence[str] = EVAL_SPLITS, builder: Any = None) -> dict:
   """Evaluates the landmarks of `variables` and writes `<workdir>/eval/`; returns the metrics.
 

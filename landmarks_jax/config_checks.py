@@ -70,7 +70,8 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'config.flip_probability must lie in [0, 1], got {config.flip_probability}.')
   low, high = config.temporal_range
   if not 0 <= low < high:
-    raise ConfigError(f'config.temporal_range must be (min, max) with 0 <= min < max, got {tuple(config.temporal_range)}.')
+    raise ConfigError(f'config.temporal_range must be (min, max) with 0 <= min < max, got '
+                      f'{tuple(config.temporal_range)}.')
   for name in ('trans', 'scale', 'rot'):
     if config[f'{name}_lb'] > config[f'{name}_ub']:
       raise ConfigError(f'config.{name}_lb must not exceed config.{name}_ub.')

@@ -42,7 +42,7 @@ def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int
   variables, step = landmark_eval.load_variables(workdir, step, config)
   landmark_eval.check_variables(config, variables)
   builder = datasets.prepare_dataset(config)
-  return landmark_eval.evaluate(config, variables, workdir, step, builder=builder)
+  return landmark_eval.evaluate_landmarks(config, variables, workdir, step, builder=builder)
 
 
 def main(argv: Sequence[str]) -> None:

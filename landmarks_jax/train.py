@@ -222,15 +222,15 @@ class Trainer:
     batches = input_pipeline.validation_batches(self.config, source, videos, **self._layout())
     render_dir = os.path.join(self.workdir, 'val_renders', f'step_{step}') if self.is_chief else None
     with batches:
-      loss = reconstruction_passes.run_validation(self.p_validation, self.state.generator, self.vgg, batches, render_dir,
-                                       self.config.num_val_images)
+      loss = reconstruction_passes.run_validation(self.p_validation, self.state.generator, self.vgg, batches,
+                                                  render_dir, self.config.num_val_images)
     self.writer.write_scalars(step, {'validation_loss': loss})
     logging.info('Validation loss at step %d: %.5f', step, loss)
 
-  def evaluate(self, step: int) -> dict:
+  def evaluate_landmarks(self, step: int) -> dict:
     from landmarks_jax.evaluation import landmark_eval  # pylint: disable=g-import-not-at-top
     generator = device_layout.unreplicate(self.state.generator)
-    metrics = landmark_eval.evaluate(self.config, generator, self.workdir, step)
+    metrics = landmark_eval.evaluate_landmarks(self.config, generator, self.workdir, step)
     self.writer.write_scalars(step, {f'eval/{k}': v for k, v in _flat_numbers(metrics).items()})
     return metrics
 
@@ -297,7 +297,7 @@ class Trainer:
           if last or due['save']:
             self.save(step)
           if not last and due['eval']:
-            self.evaluate(step)
+            self.evaluate_landmarks(step)
         if out_of_time:
           final_step = step
           logging.warning('Time limit of %g minutes reached: stopped at step %d of %d and saved. Run the same '
@@ -308,7 +308,7 @@ class Trainer:
     metrics = None
     if config.eval_at_end and final_step > 0:
       with jax.transfer_guard_device_to_host('allow'):
-        metrics = self.evaluate(final_step)
+        metrics = self.evaluate_landmarks(final_step)
       self.writer.flush()
     return metrics
 
