@@ -10,8 +10,7 @@ import ml_collections
 from landmarks_jax import checkpoints
 from landmarks_jax.original_checkpoints import torch_file_reader
 from landmarks_jax.original_checkpoints import weight_mapping
-from landmarks_jax.train_state import build_networks
-from landmarks_jax.train_state import sample_image
+from landmarks_jax.train_state import variable_shapes
 
 TORCH_SUFFIXES = ('.ckpt', '.pth', '.pt')
 
@@ -40,13 +39,11 @@ def _load(path: str, key: str, template: Any, from_torch) -> Any:
 
 def generator_variables(path: str, config: ml_collections.ConfigDict) -> Any:
   """Generator variables from an original checkpoint file or a workdir (its latest checkpoint)."""
-  model, _ = build_networks(config)
-  template = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, x), sample_image(config))
+  template, _ = variable_shapes(config)
   return _load(path, 'generator', template, weight_mapping.model_variables_from_torch)
 
 
 def discriminator_variables(path: str, config: ml_collections.ConfigDict) -> Any:
   """Discriminator variables from an original checkpoint file or a workdir."""
-  _, discriminator = build_networks(config)
-  template = jax.eval_shape(lambda x: discriminator.init(jax.random.PRNGKey(0), x), sample_image(config))
+  _, template = variable_shapes(config)
   return _load(path, 'discriminator', template, weight_mapping.discriminator_variables_from_torch)

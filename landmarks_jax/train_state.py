@@ -56,6 +56,16 @@ def sample_image(config: ml_collections.ConfigDict) -> jax.ShapeDtypeStruct:
   return jax.ShapeDtypeStruct((1, config.img_size, config.img_size, 3), jnp.float32)
 
 
+def variable_shapes(config: ml_collections.ConfigDict) -> tuple[Any, Any]:
+  """The generator's and the discriminator's variables as shapes only (their init under `jax.eval_shape`): what a
+  checkpoint must fit, found without computing anything."""
+  model, discriminator = build_networks(config)
+  image = sample_image(config)
+  key = jax.random.PRNGKey(0)
+  return (jax.eval_shape(lambda x: model.init(key, x, x), image),
+          jax.eval_shape(lambda x: discriminator.init(key, x), image))
+
+
 def create_train_state(config: ml_collections.ConfigDict, seed: int | None = None) -> TrainState:
   """A fresh state: the original's initialisation, drawn from `seed` (default config.seed)."""
   seed = config.seed if seed is None else seed
