@@ -88,7 +88,8 @@ def load_variables(workdir: str, step: int | None = None,
   """The generator variables {'params', 'spectral'} (numpy) saved at `step` (default: the latest), and the step.
 
   With `config`, the model options the checkpoint records are checked against config's first, so that a
-  config.json edited after training cannot run the weights with other options (VariablesMismatch).
+  config.json edited after training cannot run the weights with other options, and the variables' shapes against
+  config's model after (`check_variables`); either raises VariablesMismatch.
   """
   directory = os.path.join(workdir, checkpoints.CHECKPOINT_DIR)
   if not os.path.isdir(directory):
@@ -114,6 +115,8 @@ def load_variables(workdir: str, step: int | None = None,
   if 'generator' not in state:
     raise CheckpointError(f'The checkpoint in {directory} holds no generator variables (it has '
                           f'{sorted(state)}); it is not a landmarks_jax training state.')
+  if config is not None:
+    check_variables(config, state['generator'])
   return state['generator'], int(meta.get('step', saved[-1] if step is None else step))
 
 
@@ -194,9 +197,7 @@ def dump_landmarks(config: ml_collections.ConfigDict, encode_fn, variables: Any,
   num_batches = max(1, math.ceil(math.ceil(len(source) / process_count) / (batch_size * local_devices)))
   fields = dict(_BATCH_FIELDS, **({'mask': 'gt_mask'} if keep_masks else {}))
   columns = collections.defaultdict(list)
-  batches = input_pipeline.eval_batches(config, source, num_local_devices=local_devices,
-                                        process_index=jax.process_index(), process_count=process_count,
-                                        batch_size=batch_size)
+  batches = input_pipeline.eval_batches(config, source, batch_size=batch_size, **device_layout.host_layout())
   with batches:
     for batch in tqdm.tqdm(batches, total=num_batches, desc=description, disable=jax.process_index() != 0):
       for key, value in encode_fn(variables, batch['image']).items():
@@ -394,12 +395,11 @@ def reconstruction_losses(config: ml_collections.ConfigDict, replicated_variable
   """{split: {'reconstruction_loss'}}: the validation loss on every frame of each split (no keypoints needed)."""
   p_loss = reconstruction_passes.make_p_validation_loss(config)
   vgg = device_layout.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
-  layout = dict(num_local_devices=jax.local_device_count(), process_index=jax.process_index(),
-                process_count=jax.process_count())
   losses = {}
   for split in splits:
     source, videos = opened[split]
-    with input_pipeline.validation_batches(config, source, videos, val_frac=1.0, **layout) as batches:
+    with input_pipeline.validation_batches(config, source, videos, val_frac=1.0,
+                                            **device_layout.host_layout()) as batches:
       loss = reconstruction_passes.run_validation(p_loss, replicated_variables, vgg, batches, None, 0)
       losses[split] = {'reconstruction_loss': loss}
   return losses

@@ -38,6 +38,12 @@ def replicate(tree: Any, devices: Sequence[jax.Device] | None = None) -> Any:
       jax.tree_util.tree_map(lambda x: np.broadcast_to(np.asarray(x), (count,) + np.shape(x)), tree), sharding)
 
 
+def host_layout() -> dict[str, int]:
+  """This process's place among the devices, as the input pipeline's iterators take it."""
+  return dict(num_local_devices=jax.local_device_count(), process_index=jax.process_index(),
+              process_count=jax.process_count())
+
+
 def local_rows(x: jax.Array) -> np.ndarray:
   """This process's rows (one per local device) of a pmapped output, as numpy."""
   return np.concatenate([np.asarray(shard.data) for shard in x.addressable_shards])

@@ -40,7 +40,6 @@ def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int
   distributed.initialize(config)
   config = config_checks.with_device_batch(config, jax.device_count())
   variables, step = landmark_eval.load_variables(workdir, step, config)
-  landmark_eval.check_variables(config, variables)
   builder = datasets.prepare_dataset(config)
   return landmark_eval.evaluate_landmarks(config, variables, workdir, step, builder=builder)
 

@@ -71,6 +71,7 @@ class Predictor:
                joint_map: dict | None = None):
     self.config = config
     self.crop = crop
+    self.crop_options = video_folder.FolderOptions(crop=crop)
     self.boxes = {}
     self.batch_size = (batch_size or config.batch_size) * jax.local_device_count()
     self.encode = landmark_eval.make_encode_fn(config)
@@ -91,7 +92,7 @@ class Predictor:
     scale = np.array(size, np.float64) / (width, height)
     if size != (width, height):
       image = image.resize(size, Image.Resampling.BILINEAR)
-    box = video_folder.frame_box(video_folder.FolderOptions(crop=self.crop), self.boxes, name, number, *size, scale)
+    box = video_folder.frame_box(self.crop_options, self.boxes, name, number, *size, scale)
     return frames_lib.crop_resize(image, box, self.config.img_size), box / np.tile(scale, 2)
 
   def landmarks(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -114,9 +115,9 @@ class Predictor:
 
 
 def to_pixels(mean: np.ndarray, crops: np.ndarray) -> np.ndarray:
-  """(n, K, 2) landmarks in [-1, 1] of their crops -> pixels of the frames."""
-  origin, size = crops[:, None, :2], crops[:, None, 2:] - crops[:, None, :2]
-  return origin + (mean + 1) / 2 * size
+  """(n, K, 2) landmarks in [-1, 1] of their crops -> pixels of the frames (centred box units are half of them)."""
+  units = regression.landmark_features(mean[..., 0], mean[..., 1], np.float64) / 2
+  return boxes_lib.box_units_to_pixels(units, crops)
 
 
 def _batches(item: video_folder.Item, predictor: Predictor) -> Iterator[tuple[list, list, np.ndarray, np.ndarray]]:
@@ -174,11 +175,11 @@ def predict_video(item: video_folder.Item, predictor: Predictor, out_dir: str, *
   columns = {'frame': [], 'mean': [], 'mean_px': [], 'covariance': [], 'crop': []}
   if predictor.joint_map:
     columns['keypoints_px'] = []
-  writer = video_files.Mp4Writer(os.path.join(out_dir, 'annotated.mp4'),
-                                 video_files.frame_rate(item)) if write_video else None
+  fps, num_frames = video_files.stream_info(item)
+  writer = video_files.Mp4Writer(os.path.join(out_dir, 'annotated.mp4'), fps) if write_video else None
   frame_size = None
   try:
-    with tqdm.tqdm(total=video_files.frame_count(item), desc=item.name, unit='frame') as progress:
+    with tqdm.tqdm(total=num_frames, desc=item.name, unit='frame') as progress:
       for numbers, frames, inputs, crops in _batches(item, predictor):
         found = predictor.landmarks(inputs)
         mean_px = to_pixels(found['mean'], crops)
@@ -242,7 +243,6 @@ def run(workdir: str, input_path: str, output: str, *, config: ml_collections.Co
   items = video_files.inputs(input_path)  # a bad --input fails before the model is loaded
   joint_map = landmark_eval.read_joint_map(workdir) if keypoints else None
   variables, step = landmark_eval.load_variables(workdir, step, config)
-  landmark_eval.check_variables(config, variables)
   if joint_map and joint_map['weights'].shape[0] != 2 * config.n_landmarks:
     raise ValueError(f'{landmark_eval.JOINT_MAP_FILE} maps {joint_map["weights"].shape[0] // 2} landmarks, the '
                      f'model has {config.n_landmarks}; run evaluate again for this run.')

@@ -180,10 +180,6 @@ class Trainer:
     self.p_pictures = reconstruction_passes.make_p_pictures(config) if self.schedule.images_every else None
     self.p_validation = reconstruction_passes.make_p_validation_loss(config) if self.schedule.val_every else None
 
-  def _layout(self) -> dict:
-    return dict(num_local_devices=jax.local_device_count(), process_index=jax.process_index(),
-                process_count=jax.process_count())
-
   def seconds_left(self) -> float | None:
     """Seconds until `time_limit_minutes` (counted from the start of this run) passes; None without a limit."""
     if self.config.time_limit_minutes <= 0:
@@ -219,7 +215,7 @@ class Trainer:
 
   def validate(self, step: int) -> None:
     source, videos = datasets.open_split(self.builder, 'validation')
-    batches = input_pipeline.validation_batches(self.config, source, videos, **self._layout())
+    batches = input_pipeline.validation_batches(self.config, source, videos, **device_layout.host_layout())
     render_dir = os.path.join(self.workdir, 'val_renders', f'step_{step}') if self.is_chief else None
     with batches:
       loss = reconstruction_passes.run_validation(self.p_validation, self.state.generator, self.vgg, batches,
@@ -257,7 +253,7 @@ class Trainer:
     if self.is_chief:
       hooks.append(periodic_actions.ReportProgress(num_train_steps=schedule.num_steps, writer=self.writer))
     host_batches = input_pipeline.train_batches(config, self.train_source, self.train_videos,
-                                                start_step=self.start_step, **self._layout())
+                                                start_step=self.start_step, **device_layout.host_layout())
     pending, history = [], []
     final_step = schedule.num_steps
     timer_step, timer_start = self.start_step, time.time()

@@ -41,31 +41,24 @@ def inputs(path: str) -> list[video_folder.Item]:
   return [item for item in video_folder.scan(path) if item.kind != 'image'] or video_folder.scan(path)
 
 
-def frame_rate(item: video_folder.Item) -> float:
-  """Frames per second of a video file (DEFAULT_FPS for frame folders, images and files that do not say)."""
-  if item.kind != 'video':
-    return DEFAULT_FPS
-  import av  # pylint: disable=g-import-not-at-top
-  try:
-    with av.open(item.path) as container:
-      rate = container.streams.video[0].average_rate if container.streams.video else None
-  except Exception:  # pylint: disable=broad-except
-    return DEFAULT_FPS  # reading the frames names the problem
-  return float(rate) if rate else DEFAULT_FPS
-
-
-def frame_count(item: video_folder.Item) -> int | None:
-  """The number of frames when the container or folder says (for the progress bar); None when unknown."""
+def stream_info(item: video_folder.Item) -> tuple[float, int | None]:
+  """(frames per second, number of frames) from one look at the container or folder: DEFAULT_FPS where none is
+  recorded (frame folders, images, some files), None frames where the container does not say (the progress bar
+  then counts without a total). A file that cannot be opened gets both defaults; reading it names the problem."""
   if item.kind == 'image':
-    return 1
+    return DEFAULT_FPS, 1
   if item.kind == 'frames':
-    return sum(os.path.splitext(f)[1].lower() in video_folder.IMAGE_SUFFIXES for f in os.listdir(item.path))
+    return DEFAULT_FPS, sum(os.path.splitext(f)[1].lower() in video_folder.IMAGE_SUFFIXES
+                            for f in os.listdir(item.path))
   import av  # pylint: disable=g-import-not-at-top
   try:
     with av.open(item.path) as container:
-      return int(container.streams.video[0].frames) or None
+      if not container.streams.video:
+        return DEFAULT_FPS, None
+      stream = container.streams.video[0]
+      return float(stream.average_rate or DEFAULT_FPS), int(stream.frames) or None
   except Exception:  # pylint: disable=broad-except
-    return None
+    return DEFAULT_FPS, None
 
 
 def read(item: video_folder.Item) -> Iterator[tuple[int, np.ndarray]]:
