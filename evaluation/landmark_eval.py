@@ -106,7 +106,7 @@ def load_variables(workdir: str, step: int | None = None,
                             f'them as --step, or leave --step out for the latest ({saved[-1]}).')
     if config is not None:
       try:
-        store.check_options(step or saved[-1], config, MODEL_FIELDS, fix=_PASS_THE_RUNS_CONFIG)
+        store.check_options(saved[-1] if step is None else step, config, MODEL_FIELDS, fix=_PASS_THE_RUNS_CONFIG)
       except checkpoints.CheckpointMismatch as error:
         raise VariablesMismatch(str(error)) from error
     state, meta = store.restore_raw(step)
