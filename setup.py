@@ -1,6 +1,6 @@
-"""Installs landmarks_jax: one top-level package, with the checkout's data_pipelines/, evaluation/ and
-configs/ folders installed inside it as landmarks_jax.data_pipelines, landmarks_jax.evaluation and
-landmarks_jax.configs (the package holds links to them), so no generic top-level name reaches site-packages."""
+"""Installs landmarks_jax: one top-level package, with the checkout's top-level configs/, data_pipelines/ and
+evaluation/ folders installed inside it as landmarks_jax.configs, landmarks_jax.data_pipelines and
+landmarks_jax.evaluation (setuptools' package_dir), so no generic top-level name reaches site-packages."""
 
 import setuptools
 
@@ -18,6 +18,9 @@ JAX_STACK = [
     'grain==0.2.18',
 ]
 
+# Top-level folders of the checkout that install as subpackages of landmarks_jax.
+SUBPACKAGE_FOLDERS = ('configs', 'data_pipelines', 'evaluation')
+
 setuptools.setup(
     name='landmarks_jax',
     version='0.1.0',
@@ -25,7 +28,9 @@ setuptools.setup(
                  '(a port of NVIDIA UnsupervisedLandmarkLearning).'),
     license='Apache-2.0',
     python_requires='>=3.11,<3.12',
-    packages=setuptools.find_packages(include=['landmarks_jax', 'landmarks_jax.*']),
+    packages=setuptools.find_packages(include=['landmarks_jax', 'landmarks_jax.*']) + [
+        f'landmarks_jax.{name}' for name in SUBPACKAGE_FOLDERS],
+    package_dir={f'landmarks_jax.{name}': name for name in SUBPACKAGE_FOLDERS},
     install_requires=JAX_STACK + [
         # clu's metric writers and periodic actions import TensorFlow and TensorBoard.
         'tensorflow-cpu==2.21.0',
