@@ -72,7 +72,7 @@ _PASS_THE_RUNS_CONFIG = ("Pass the configuration the run was trained with: leave
 
 
 class CheckpointError(ValueError):
-  """The workdir has no usable checkpoint of the requested step."""
+  """The checkpoint is not a landmarks_jax training state (it holds no generator variables)."""
 
 
 class VariablesMismatch(ValueError):
@@ -91,33 +91,23 @@ def load_variables(workdir: str, step: int | None = None,
   config.json edited after training cannot run the weights with other options, and the variables' shapes against
   config's model after (`check_variables`); either raises VariablesMismatch.
   """
-  directory = os.path.join(workdir, checkpoints.CHECKPOINT_DIR)
-  if not os.path.isdir(directory):
-    raise CheckpointError(f'No checkpoint in {workdir}: {directory} does not exist. Pass the --workdir of a '
-                          'training run.')
   store = checkpoints.Checkpoints(workdir, writer=False)
   try:
-    saved = sorted(store.all_steps())
-    if not saved:
-      raise CheckpointError(f'No checkpoint in {directory}: it holds no saved step. Train first, or pass the '
-                            '--workdir of a run that saved one.')
-    if step is not None and step not in saved:
-      raise CheckpointError(f'No checkpoint of step {step} in {directory}; saved steps: {saved}. Pass one of '
-                            f'them as --step, or leave --step out for the latest ({saved[-1]}).')
+    step = store.resolve_step(step)
     if config is not None:
       try:
-        store.check_options(saved[-1] if step is None else step, config, MODEL_FIELDS, fix=_PASS_THE_RUNS_CONFIG)
+        store.check_options(step, config, MODEL_FIELDS, fix=_PASS_THE_RUNS_CONFIG)
       except checkpoints.CheckpointMismatch as error:
         raise VariablesMismatch(str(error)) from error
-    state, meta = store.restore_raw(step)
+    state, _ = store.restore_raw(step)
   finally:
     store.close()
   if 'generator' not in state:
-    raise CheckpointError(f'The checkpoint in {directory} holds no generator variables (it has '
+    raise CheckpointError(f'The checkpoint in {store.directory} holds no generator variables (it has '
                           f'{sorted(state)}); it is not a landmarks_jax training state.')
   if config is not None:
     check_variables(config, state['generator'])
-  return state['generator'], int(meta.get('step', saved[-1] if step is None else step))
+  return state['generator'], step
 
 
 def check_variables(config: ml_collections.ConfigDict, variables: Mapping[str, Any]) -> None:

@@ -52,6 +52,10 @@ class CheckpointMismatch(ValueError):
   """A checkpoint was trained with other options, or its arrays do not fit this configuration's networks."""
 
 
+class NoCheckpoint(FileNotFoundError):
+  """The asked-for step (or any step) was never saved in this workdir; the message lists what to pass."""
+
+
 class CheckpointUnreadable(RuntimeError):
   """A checkpoint's files are damaged or missing; the message names the step, the file and the older steps."""
 
@@ -249,7 +253,7 @@ class Checkpoints:
 
   def meta(self, step: int | None = None) -> dict:
     """The JSON record saved with `step` (default: the latest), without reading the arrays."""
-    step = self._resolve(step)
+    step = self.resolve_step(step)
     return dict(self._restore(step, meta=ocp.args.JsonRestore())['meta'])
 
   def check_options(self, step: int, config: ml_collections.ConfigDict, names: Collection[str] | None = None,
@@ -268,7 +272,7 @@ class Checkpoints:
 
   def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict]:
     """The state saved at `step` (default: the latest), shaped like `template`, and its JSON record."""
-    step = self._resolve(step)
+    step = self.resolve_step(step)
     target = jax.tree_util.tree_map(np.asarray, flax.serialization.to_state_dict(template))
     try:
       saved = self._manager.item_metadata(step)['state']
@@ -286,7 +290,7 @@ class Checkpoints:
 
   def restore_raw(self, step: int | None = None) -> tuple[dict, dict]:
     """The saved state as nested dicts of numpy arrays, without a template, and its JSON record."""
-    step = self._resolve(step)
+    step = self.resolve_step(step)
     restored = self._restore(step, state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
     state = jax.tree_util.tree_map(np.asarray, restored['state'])
     return state, dict(restored['meta'])
@@ -306,14 +310,21 @@ class Checkpoints:
     self._manager.reload()
     return target
 
-  def _resolve(self, step: int | None) -> int:
+  def resolve_step(self, step: int | None) -> int:
+    """`step` if it was saved, the latest saved step if `step` is None; otherwise NoCheckpoint, saying which
+    steps exist and what to pass."""
+    if not os.path.isdir(self.directory):
+      raise NoCheckpoint(f'No checkpoint in {self.workdir}: {self.directory} does not exist. Pass the --workdir '
+                         'of a training run.')
     steps = self.all_steps()
     if not steps:
-      raise FileNotFoundError(f'No checkpoint in {self.directory}.')
+      raise NoCheckpoint(f'No checkpoint in {self.directory}: it holds no saved step. Train first, or pass the '
+                         '--workdir of a run that saved one.')
     if step is None:
-      return max(steps)
+      return steps[-1]
     if step not in steps:
-      raise FileNotFoundError(f'No checkpoint of step {step} in {self.directory}; saved steps: {sorted(steps)}.')
+      raise NoCheckpoint(f'No checkpoint of step {step} in {self.directory}; saved steps: {steps}. Pass one of '
+                         f'them as --step, or leave --step out for the latest ({steps[-1]}).')
     return step
 
   def close(self) -> None:

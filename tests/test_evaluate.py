@@ -263,10 +263,10 @@ def test_regression_is_fitted_on_the_training_split_only(tmp_path):
 
 def test_missing_checkpoint_is_reported(tmp_path):
   checkpoints.write_or_check_config(os.fspath(tmp_path), test_config.get_config())
-  with pytest.raises(landmark_eval.CheckpointError, match='No checkpoint in'):
+  with pytest.raises(checkpoints.NoCheckpoint, match='No checkpoint in'):
     evaluate.run(os.fspath(tmp_path))
   os.makedirs(tmp_path / 'checkpoints')
-  with pytest.raises(landmark_eval.CheckpointError, match='holds no saved step'):
+  with pytest.raises(checkpoints.NoCheckpoint, match='holds no saved step'):
     evaluate.run(os.fspath(tmp_path))
 
 
