@@ -53,6 +53,22 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'config.compute_dtype must be one of {COMPUTE_DTYPES}, got {config.compute_dtype!r}.')
 
 
+def validate_pair_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the options the input pipeline reads to draw training pairs; it calls this itself, since tools and
+  tests build batches from configs that never pass `validate_data_config`."""
+  if config.seed < 0:
+    raise ConfigError(f'config.seed must be non-negative, got {config.seed}.')
+  if not 0.0 <= config.flip_probability <= 1.0:
+    raise ConfigError(f'config.flip_probability must lie in [0, 1], got {config.flip_probability}.')
+  low, high = config.temporal_range
+  if not 0 <= low < high:
+    raise ConfigError(f'config.temporal_range must be (min, max) with 0 <= min < max, got '
+                      f'{tuple(config.temporal_range)}.')
+  if config.num_workers < 0:
+    raise ConfigError(f'config.num_workers must be 0 (training batches made in this process) or a number of '
+                      f'worker processes, got {config.num_workers}.')
+
+
 def validate_data_config(config: ml_collections.ConfigDict) -> None:
   """Checks the dataset choice and the input pipeline's options."""
   if config.dataset not in DATASETS:
@@ -66,12 +82,7 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
   if config.global_batch_size < 0:
     raise ConfigError(f'config.global_batch_size must be 0 (batch_size per device) or positive, got '
                       f'{config.global_batch_size}.')
-  if not 0.0 <= config.flip_probability <= 1.0:
-    raise ConfigError(f'config.flip_probability must lie in [0, 1], got {config.flip_probability}.')
-  low, high = config.temporal_range
-  if not 0 <= low < high:
-    raise ConfigError(f'config.temporal_range must be (min, max) with 0 <= min < max, got '
-                      f'{tuple(config.temporal_range)}.')
+  validate_pair_config(config)
   for name in ('trans', 'scale', 'rot'):
     if config[f'{name}_lb'] > config[f'{name}_ub']:
       raise ConfigError(f'config.{name}_lb must not exceed config.{name}_ub.')
@@ -81,9 +92,6 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
                       f'tps_margin={config.tps_margin}, tps_perturb={config.tps_perturb}.')
   if not 0.0 < config.val_frac <= 1.0:
     raise ConfigError(f'config.val_frac must lie in (0, 1], got {config.val_frac}.')
-  if config.num_workers < 0:
-    raise ConfigError(f'config.num_workers must be 0 (training batches made in this process) or a number of '
-                      f'worker processes, got {config.num_workers}.')
 
 
 def validate_training_config(config: ml_collections.ConfigDict) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from landmarks_jax import config_checks
 from landmarks_jax import frames
 
 Example = frames.Example
@@ -332,19 +333,6 @@ def _check_layout(num_local_devices: int, process_index: int, process_count: int
     raise ValueError(f'process_index {process_index} is outside [0, {process_count}).')
 
 
-def _check_config(config: Any) -> None:
-  if config.seed < 0:
-    raise ValueError(f'config.seed must be non-negative, got {config.seed}.')
-  range_min, range_max = config.temporal_range
-  if not 0 <= range_min < range_max:
-    raise ValueError(f'config.temporal_range must be (min, max) with 0 <= min < max, got '
-                     f'{tuple(config.temporal_range)}.')
-  if not 0 <= config.flip_probability <= 1:
-    raise ValueError(f'config.flip_probability must be in [0, 1], got {config.flip_probability}.')
-  if config.num_workers < 0:
-    raise ValueError(f'config.num_workers must be 0 (this process) or more, got {config.num_workers}.')
-
-
 def _draw_pair(table: VideoTable, record: int, rng: np.random.Generator, temporal_range: Sequence[int],
                flip_probability: float) -> tuple[int, bool]:
   """Partner record and flip of one example, drawn in the original's order (partner first)."""
@@ -368,7 +356,7 @@ def train_batches(config: Any, source: Sequence[Mapping[str, Any]], videos: Sequ
     uint8; 'joints' (J, 2) float32 normalised to the train box, x negated when flipped; 'mask' (S, S, 1) uint8
     when the source has masks; 'index', 'temporal_index', 'video' int32.
   """
-  _check_config(config)
+  config_checks.validate_pair_config(config)
   _check_layout(num_local_devices, process_index, process_count, config.batch_size)
   if start_step < 0:
     raise ValueError(f'start_step must be non-negative, got {start_step}.')
@@ -449,7 +437,7 @@ def validation_batches(config: Any, source: Sequence[Mapping[str, Any]], videos:
   Yields:
     the fields of `train_batches` plus 'valid' bool, shaped (num_local_devices, batch_size, ...).
   """
-  _check_config(config)
+  config_checks.validate_pair_config(config)
   batch_size = batch_size or config.batch_size
   _check_layout(num_local_devices, process_index, process_count, batch_size)
   table = VideoTable.from_videos(videos, len(source))

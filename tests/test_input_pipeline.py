@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from landmarks_jax import config_checks
 from landmarks_jax import input_pipeline
 from landmarks_jax.configs import default
 
@@ -480,3 +481,18 @@ def test_importing_the_pipeline_pulls_no_jax_or_tensorflow():
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=60)
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == '[]'
+
+
+@pytest.mark.parametrize('option, value, message', [
+    ('seed', -1, 'seed must be non-negative'),
+    ('flip_probability', 1.5, r'flip_probability must lie in \[0, 1\]'),
+    ('temporal_range', (5, 5), r'temporal_range must be \(min, max\) with 0 <= min < max'),
+    ('num_workers', -2, 'num_workers must be 0'),
+])
+def test_pair_options_are_checked_before_any_pair_is_drawn(option, value, message):
+  config = make_config(**{option: value})
+  with pytest.raises(config_checks.ConfigError, match=message):
+    input_pipeline.train_batches(config, SOURCE, VIDEOS, num_local_devices=1, process_index=0, process_count=1)
+  with pytest.raises(config_checks.ConfigError, match=message):
+    input_pipeline.validation_batches(config, SOURCE, VIDEOS, num_local_devices=1, process_index=0,
+                                      process_count=1)
