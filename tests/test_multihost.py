@@ -10,6 +10,7 @@ import numpy as np
 from landmarks_jax import checkpoints
 from landmarks_jax import datasets
 from landmarks_jax.configs import test as test_config
+import subprocess_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NUM_STEPS = 4
@@ -22,7 +23,7 @@ def free_port():
 
 
 def worker(args, devices):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  env = subprocess_env.with_devices(devices)
   return subprocess.Popen([sys.executable, os.path.join(HERE, 'multihost_worker.py')] + [str(a) for a in args],
                           cwd=os.path.dirname(HERE), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)

@@ -23,6 +23,7 @@ from landmarks_jax import train_state
 from landmarks_jax import train_step
 from landmarks_jax import vgg_weights
 from landmarks_jax.configs import test as test_config
+import subprocess_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,31 +70,45 @@ def quick_config(data_dir, **overrides):
   return config
 
 
+# Steps in which the tiny model visibly learns a fixed batch (its loss falls below 0.7 of the start's).
+STEPS_TO_LEARN = 20
+
+
 def leaves_close(a, b, atol):
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
 
 
-def test_step_keeps_replicas_identical_and_lowers_the_loss(data_dir):
-  config = quick_config(data_dir, use_gan=False, learning_rate=3e-3)
+def test_step_keeps_replicas_identical_and_lowers_the_loss_in_float32_and_bfloat16():
   assert jax.local_device_count() == 2
-  source, videos = datasets.open_split(datasets.prepare_dataset(config), 'train')
-  state = device_layout.replicate(train_state.create_train_state(config))
-  vgg = device_layout.replicate(vgg_weights.vgg_params(config))
-  p_step = train_step.make_p_train_step(config)
-  losses = []
-  with input_pipeline.train_batches(config, source, videos, start_step=0, num_local_devices=2, process_index=0,
-                                    process_count=1) as batches:
-    first = next(batches)
-    assert not np.array_equal(first['target'][0], first['target'][1])  # devices see different data
-    for _ in range(20):
-      state, metrics = p_step(state, first, vgg)
+  rng = np.random.default_rng(0)
+  # Smooth random colour fields, different on each device: something a tiny model learns in a few steps.
+  coarse = rng.integers(0, 256, (2, 2, 4, 4, 3)).astype(np.float32)
+  frames = np.repeat(np.repeat(coarse, 8, axis=2), 8, axis=3).astype(np.uint8)
+  assert not np.array_equal(frames[0], frames[1])
+  batch = device_layout.to_devices({'target': frames, 'input_temporal': frames[:, ::-1].copy()})
+  curves = {}
+  for dtype in ('float32', 'bfloat16'):
+    config = test_config.get_config()
+    config.update(compute_dtype=dtype, use_gan=False, use_warped=False, color_jitter=False, learning_rate=3e-3)
+    state = device_layout.replicate(train_state.create_train_state(config))
+    vgg = device_layout.replicate(vgg_weights.vgg_params(config))
+    p_step = train_step.make_p_train_step(config)
+    losses = []
+    for _ in range(STEPS_TO_LEARN):
+      state, metrics = p_step(state, batch, vgg)
       losses.append(float(device_layout.local_rows(metrics['loss_G'])[0]))
-  for leaf in jax.tree_util.tree_leaves((state.generator, state.generator_opt_state)):
-    rows = device_layout.local_rows(leaf)
-    np.testing.assert_array_equal(rows[0], rows[1])
-  assert int(device_layout.unreplicate(state.step)) == 20
-  assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+    assert int(device_layout.unreplicate(state.step)) == STEPS_TO_LEARN
+    trained = jax.tree_util.tree_leaves((state.generator, state.generator_opt_state))
+    for leaf in trained:
+      rows = device_layout.local_rows(leaf)
+      np.testing.assert_array_equal(rows[0], rows[1])  # the devices' gradients were averaged
+    # Parameters and optimizer states stay float32 whatever the compute dtype.
+    assert {x.dtype for x in trained if np.issubdtype(x.dtype, np.floating)} == {np.dtype(np.float32)}
+    curves[dtype] = losses
+  for dtype, losses in curves.items():
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), (dtype, losses)
+  assert np.mean(curves['bfloat16'][-5:]) == pytest.approx(np.mean(curves['float32'][-5:]), rel=0.25)
 
 
 def test_resume_matches_a_straight_run(data_dir, four_steps, tmp_path):
@@ -310,7 +325,7 @@ def test_command_line_trains_writes_events_and_resumes(data_dir, tmp_path):
   command = [sys.executable, '-m', 'landmarks_jax.main', f'--config={REPO}/configs/test.py',
              f'--workdir={workdir}', f'--config.data_dir={data_dir}', '--config.eval_at_end=False',
              '--config.num_workers=1']
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  env = subprocess_env.with_devices(2)
   first = subprocess.run(command + ['--config.num_train_steps=4'], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=600)
   assert first.returncode == 0, first.stderr[-3000:]
