@@ -1,6 +1,7 @@
 """The reference outputs of the PyTorch original and the rule that regenerates their weights.
 
-The file is ../shared/reference/torch_original_fgbg_img64.npz, or $LANDMARKS_JAX_REFERENCE when set.
+The file is tests/data/torch_original_fgbg_img64.npz (tests/data/README.md says what it holds), or
+$LANDMARKS_JAX_REFERENCE when set.
 """
 
 import ast
@@ -12,8 +13,7 @@ import numpy as np
 
 from landmarks_jax.configs import default
 
-DEFAULT_REFERENCE = (pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'reference' /
-                     'torch_original_fgbg_img64.npz')
+DEFAULT_REFERENCE = pathlib.Path(__file__).resolve().parent / 'data' / 'torch_original_fgbg_img64.npz'
 REFERENCE = pathlib.Path(os.environ.get('LANDMARKS_JAX_REFERENCE', DEFAULT_REFERENCE))
 
 

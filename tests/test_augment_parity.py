@@ -1,6 +1,6 @@
 """The augmentations against the PyTorch original's: OpenCV's thin-plate spline and torchvision's colour jitter.
 
-The reference file (default: ../shared/reference/torch_original_augment_img64.npz, or
+The reference file (default: tests/data/torch_original_augment_img64.npz, or
 $LANDMARKS_JAX_AUGMENT_REFERENCE) holds the original's outputs for given warp parameters and jitter factors.
 """
 
@@ -14,8 +14,7 @@ import pytest
 from landmarks_jax.augment import color_jitter
 from landmarks_jax.augment import tps
 
-DEFAULT_REFERENCE = (pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'reference' /
-                     'torch_original_augment_img64.npz')
+DEFAULT_REFERENCE = pathlib.Path(__file__).resolve().parent / 'data' / 'torch_original_augment_img64.npz'
 REFERENCE = pathlib.Path(os.environ.get('LANDMARKS_JAX_AUGMENT_REFERENCE', DEFAULT_REFERENCE))
 
 pytestmark = pytest.mark.skipif(not REFERENCE.exists() and not os.environ.get('CI'),

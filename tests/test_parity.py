@@ -1,7 +1,7 @@
 """Output-for-output parity with the PyTorch original on fixed weights and inputs.
 
-The reference file (default: ../shared/reference/torch_original_fgbg_img64.npz, or $LANDMARKS_JAX_REFERENCE)
-holds the original's outputs for weights regenerated here by the rule in its README. Every output must agree
+The reference file (default: tests/data/torch_original_fgbg_img64.npz, or $LANDMARKS_JAX_REFERENCE) holds the
+original's outputs for weights regenerated here by the rule in tests/data/README.md. Every output must agree
 within max|ours - ref| / max|ref| <= 1e-4. Our side runs in float64, so the comparison measures the port and
 not float32 rounding: the original's own rounding reaches 9e-5 of the background U-Net's output, and ours in
 float32 would add as much again, by an amount that varies between CPUs.
