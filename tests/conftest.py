@@ -59,3 +59,14 @@ def release_compiled_programs():
   train_step._p_train_step.cache_clear()  # pylint: disable=protected-access
   jax.clear_caches()
   gc.collect()
+
+
+@pytest.fixture(scope='session')
+def tiny_mocap_data_dir(tmp_path_factory):
+  """The tiny motion-capture dataset of configs/test.py, built once per test session (per worker) and only read."""
+  from landmarks_jax import datasets  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.configs import test as test_config  # pylint: disable=g-import-not-at-top
+  config = test_config.get_config()
+  config.data_dir = str(tmp_path_factory.mktemp('tiny_mocap_tfds'))
+  datasets.prepare_dataset(config)
+  return config.data_dir

@@ -18,7 +18,6 @@ from landmarks_jax import datasets
 from landmarks_jax import device_layout
 from landmarks_jax import evaluate
 from landmarks_jax import train_state
-from landmarks_jax import train_step
 from landmarks_jax.configs import test as test_config
 from landmarks_jax.evaluation import landmark_eval
 
@@ -65,11 +64,11 @@ def _toolkit_accuracy(pred_2jn, gt_2jn):
 
 
 @pytest.fixture(scope='module')
-def mocap_run(tmp_path_factory):
+def mocap_run(tmp_path_factory, tiny_mocap_data_dir):
   """An untrained checkpoint of the tiny test config on the tiny motion-capture data, evaluated."""
   root = tmp_path_factory.mktemp('mocap')
   config = test_config.get_config()
-  config.data_dir = os.fspath(root / 'data')
+  config.data_dir = tiny_mocap_data_dir
   workdir = os.fspath(root / 'run')
   _save_untrained_run(workdir, config)
   return config, workdir, evaluate.run(workdir)

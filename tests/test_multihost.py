@@ -8,8 +8,6 @@ import sys
 import numpy as np
 
 from landmarks_jax import checkpoints
-from landmarks_jax import datasets
-from landmarks_jax.configs import test as test_config
 import subprocess_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,15 +33,13 @@ def finish(process):
   return output
 
 
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
-  config = test_config.get_config()
-  config.data_dir = str(tmp_path / 'tfds')
-  datasets.prepare_dataset(config)  # built once, before the processes start
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, tiny_mocap_data_dir):
+  data_dir = tiny_mocap_data_dir  # built before the processes start
 
   address = f'127.0.0.1:{free_port()}'
-  multi = [worker([tmp_path / 'multi', config.data_dir, tmp_path / f'multi_{i}.npz', NUM_STEPS, address, 2, i], 1)
+  multi = [worker([tmp_path / 'multi', data_dir, tmp_path / f'multi_{i}.npz', NUM_STEPS, address, 2, i], 1)
            for i in range(2)]
-  single = worker([tmp_path / 'single', config.data_dir, tmp_path / 'single.npz', NUM_STEPS], 2)
+  single = worker([tmp_path / 'single', data_dir, tmp_path / 'single.npz', NUM_STEPS], 2)
   outputs = [finish(p) for p in multi + [single]]
   assert 'process 1 of 2' not in outputs[2]
 

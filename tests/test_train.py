@@ -15,9 +15,7 @@ import pytest
 
 from landmarks_jax import checkpoints
 from landmarks_jax import config_checks
-from landmarks_jax import datasets
 from landmarks_jax import device_layout
-from landmarks_jax import input_pipeline
 from landmarks_jax import train
 from landmarks_jax import train_state
 from landmarks_jax import train_step
@@ -29,12 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('tfds'))
-  config = test_config.get_config()
-  config.data_dir = path
-  datasets.prepare_dataset(config)
-  return path
+def data_dir(tiny_mocap_data_dir):
+  return tiny_mocap_data_dir
 
 
 @pytest.fixture(scope='module')
