@@ -36,7 +36,6 @@ from landmarks_jax import frames
 from landmarks_jax import input_pipeline
 from landmarks_jax import pixels
 from landmarks_jax import train_state
-from landmarks_jax import train_step
 from landmarks_jax import reconstruction_passes
 from landmarks_jax import vgg_weights
 from landmarks_jax.evaluation import bbc_metric
@@ -129,7 +128,7 @@ def make_encode_fn(config: ml_collections.ConfigDict):
 
   Returns a function giving 'mean_x', 'mean_y' (D, B, K) in [-1, 1], 'covariance' (D, B, K, 2, 2), and with
   config.use_fg_bg_mask 'pred_mask' (D, B, S, S, 1) in [0, 1]. Replicate the variables with
-  `train_step.replicate`.
+  `device_layout.replicate`.
   """
   model = model_from_config(config)
   with_mask = bool(config.use_fg_bg_mask)
@@ -170,7 +169,7 @@ def dump_landmarks(config: ml_collections.ConfigDict, encode_fn, variables: Any,
   Args:
     config: img_size, batch_size and the input pipeline's options are read.
     encode_fn: from `make_encode_fn(config)`.
-    variables: the generator variables, replicated by `train_step.replicate`.
+    variables: the generator variables, replicated by `device_layout.replicate`.
     source: the split's records (`datasets.open_split`).
     batch_size: per-device batch size (default config.batch_size).
     keep_masks: keep the predicted and ground-truth foreground masks (when there are any).

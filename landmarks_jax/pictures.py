@@ -8,7 +8,6 @@ Joints are (J, 2) full-frame pixels (x, y), placed on a tile through the crop bo
 
 import colorsys
 import math
-import os
 
 import numpy as np
 from PIL import Image

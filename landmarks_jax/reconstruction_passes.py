@@ -5,7 +5,6 @@ copy (input_a) and its thin-plate-spline warp (input_b), and the perceptual loss
 pixel MSE when use_vgg is off) is averaged over the examples.
 """
 
-import functools
 import os
 from typing import Any, Iterable
 

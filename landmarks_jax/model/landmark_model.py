@@ -97,7 +97,7 @@ class LandmarkModel(nn.Module):
     params_b = (mean_x[b:], mean_y[b:], covariance[b:])
     heatmaps_a, heatmaps_b = heatmaps[:b], heatmaps[b:]
     maps = gaussians.render_gaussians(mean_x, mean_y, covariance, self.img_size)
-    maps_a, maps_b = maps[:b], maps[b:]
+    maps_a = maps[:b]  # input_b's maps make its foreground mask, below
 
     appearance = self.appearance_encoder(compute(jnp.concatenate([heatmaps_b, first_features[b:]], axis=-1)))
     vectors = gaussians.pool_appearance(appearance.astype(heatmaps_b.dtype), heatmaps_b)
