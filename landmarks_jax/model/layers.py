@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from landmarks_jax.model import convolution
+
 INSTANCE_NORM_EPS = 1e-5
 BIAS_INIT_VALUE = 0.1
 
@@ -34,8 +36,7 @@ class Conv(nn.Module):
     kernel = self.param('kernel', xavier_uniform, (self.kernel, self.kernel, x.shape[-1], self.features),
                         jnp.float32)
     p = self.padding
-    y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (self.stride, self.stride), ((p, p), (p, p)),
-                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    y = convolution.conv2d(x, kernel.astype(x.dtype), self.stride, p)
     if self.use_bias:
       y = y + self.param('bias', bias_init, (self.features,), jnp.float32).astype(x.dtype)
     return y

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from landmarks_jax.model import convolution
 from landmarks_jax.model import layers
 
 NORMALIZE_EPS = 1e-12
@@ -50,9 +51,7 @@ class SpectralConv(nn.Module):
     sigma = jnp.dot(u_vec, jnp.dot(matrix, v_vec, precision=precision), precision=precision)
 
     p = self.padding
-    y = jax.lax.conv_general_dilated(
-        x, (kernel / sigma).astype(x.dtype), window_strides=(1, 1), padding=((p, p), (p, p)),
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    y = convolution.conv2d(x, (kernel / sigma).astype(x.dtype), 1, p)
     if self.use_bias:
       y = y + self.param('bias', layers.bias_init, (self.features,), jnp.float32).astype(x.dtype)
     return y
