@@ -68,3 +68,13 @@ def test_the_benchmark_counts_every_band_of_the_gradient(monkeypatch):
   forward = 2 * batch * size * size * channels * features * 9  # padded taps count as multiply-adds
   # The forward convolution and its kernel gradient (the input gradient is not asked for).
   assert figures['gflop'] == pytest.approx(2 * forward / 1e9, rel=0.05)
+
+
+def test_a_kernel_that_is_not_differentiated_gets_no_kernel_gradient(monkeypatch):
+  monkeypatch.setattr(convolution, 'MIN_BANDED_FLOPS', 0)
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 32, 32, 4))
+  w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 4, 5))
+  input_only = jax.grad(lambda x: jnp.sum(jnp.sin(convolution.conv2d(x, w, 1, 1))))  # a fixed kernel, as VGG's
+  assert 'scan' not in str(jax.make_jaxpr(input_only)(x))
+  expected = jax.grad(lambda x: jnp.sum(jnp.sin(convolution._xla_conv(x, w, 1, 1))))(x)  # pylint: disable=protected-access
+  np.testing.assert_allclose(input_only(x), expected, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(expected))))

@@ -67,17 +67,24 @@ def _conv_banded_kernel_gradient(x, kernel, padding):
 
 
 def _forward(x, kernel, padding):
-  return _xla_conv(x, kernel, 1, padding), (x, kernel)
+  # With symbolic zeros, x and kernel arrive wrapped, saying whether each is differentiated: a kernel that is
+  # not (the perceptual loss's fixed VGG) gets no kernel gradient, told by a missing (None) residual.
+  y = _xla_conv(x.value, kernel.value, 1, padding)
+  return y, (x.value, kernel.value, x.value if kernel.perturbed else None)
 
 
 def _backward(padding, saved, grad_y):
-  x, kernel = saved
+  x, kernel, x_for_kernel_gradient = saved
+  if isinstance(grad_y, jax.custom_derivatives.SymbolicZero):
+    return None, None
   _, input_vjp = jax.vjp(lambda inputs: _xla_conv(inputs, kernel, 1, padding), x)
   (grad_x,) = input_vjp(grad_y)
-  return grad_x, kernel_gradient(x, grad_y, kernel.shape[:2], padding).astype(kernel.dtype)
+  if x_for_kernel_gradient is None:
+    return grad_x, None
+  return grad_x, kernel_gradient(x_for_kernel_gradient, grad_y, kernel.shape[:2], padding).astype(kernel.dtype)
 
 
-_conv_banded_kernel_gradient.defvjp(_forward, _backward)
+_conv_banded_kernel_gradient.defvjp(_forward, _backward, symbolic_zeros=True)
 
 
 def band_rows(out_height: int, out_width: int, window: int) -> int:
