@@ -84,7 +84,7 @@ def test_step_keeps_replicas_identical_and_lowers_the_loss_in_float32_and_bfloat
   curves = {}
   for dtype in ('float32', 'bfloat16'):
     config = test_config.get_config()
-    config.update(compute_dtype=dtype, use_gan=False, use_warped=False, color_jitter=False, learning_rate=3e-3)
+    config.update(compute_dtype=dtype, use_gan=False, learning_rate=3e-3)
     state = device_layout.replicate(train_state.create_train_state(config))
     vgg = device_layout.replicate(vgg_weights.vgg_params(config))
     p_step = train_step.make_p_train_step(config)
