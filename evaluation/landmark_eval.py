@@ -113,10 +113,10 @@ def check_variables(config: ml_collections.ConfigDict, variables: Mapping[str, A
   """Raises VariablesMismatch, naming the differences, when `variables` do not fit config's model."""
   problems = checkpoints.shape_differences(variables, train_state.variable_shapes(config)[0])
   if problems:
-    shown = '\n  '.join(problems[:6]) + (f'\n  ... and {len(problems) - 6} more' if len(problems) > 6 else '')
     raise VariablesMismatch(
         f'The checkpoint does not fit the model of this configuration (n_landmarks={config.n_landmarks}, '
-        f'use_fg_bg_mask={config.use_fg_bg_mask}, ...):\n  {shown}\n{_PASS_THE_RUNS_CONFIG}')
+        f'use_fg_bg_mask={config.use_fg_bg_mask}, ...):\n{checkpoints.shown_lines(problems)}\n'
+        f'{_PASS_THE_RUNS_CONFIG}')
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import sys
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Mapping, Sequence
 
 import flax
 import jax
@@ -144,6 +144,12 @@ def shape_differences(saved: Any, expected: Any) -> list[str]:
   lines += [f'{name} is missing from the checkpoint' for name in sorted(set(wanted) - set(found))]
   lines += [f'{name} is in the checkpoint but not in the model' for name in sorted(set(found) - set(wanted))]
   return lines
+
+
+def shown_lines(lines: Sequence[str], limit: int = 6) -> str:
+  """The first `limit` lines, each on its own indented line, and how many more there are (for error messages)."""
+  more = f'\n  ... and {len(lines) - limit} more' if len(lines) > limit else ''
+  return '  ' + '\n  '.join(lines[:limit]) + more
 
 
 def _ignore_reports_of_closed_event_loops() -> None:
@@ -282,9 +288,8 @@ class Checkpoints:
       raise self._unreadable(step, FileNotFoundError('the state has no readable metadata'))
     lines = shape_differences(saved, target)
     if lines:
-      shown = '\n  '.join(lines[:6]) + (f'\n  ... and {len(lines) - 6} more' if len(lines) > 6 else '')
       raise CheckpointMismatch(f'Checkpoint {step} in {self.directory} does not fit the networks of this '
-                               f'configuration:\n  {shown}\nPass the options the run was trained with.')
+                               f'configuration:\n{shown_lines(lines)}\nPass the options the run was trained with.')
     restored = self._restore(step, state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
     return flax.serialization.from_state_dict(template, restored['state']), dict(restored['meta'])
 

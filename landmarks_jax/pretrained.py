@@ -3,8 +3,6 @@
 import os
 from typing import Any
 
-import flax
-import jax
 import ml_collections
 
 from landmarks_jax import checkpoints
@@ -22,10 +20,11 @@ def _is_torch_file(path: str) -> bool:
 def _from_workdir(path: str, key: str, template: Any) -> Any:
   state, _ = checkpoints.Checkpoints(path, writer=False).restore_raw()
   variables = state[key]
-  shapes = lambda tree: jax.tree_util.tree_map(lambda x: tuple(x.shape), tree)
-  if shapes(variables) != shapes(flax.core.unfreeze(template)):
-    raise weight_mapping.StateDictMismatch(f'The {key} weights in {path} do not fit this configuration; train or '
-                                         'evaluate with the configuration of that run.')
+  problems = checkpoints.shape_differences(variables, template)
+  if problems:
+    raise weight_mapping.StateDictMismatch(f'The {key} weights in {path} do not fit this configuration:\n'
+                                           f'{checkpoints.shown_lines(problems)}\n'
+                                           'Train or evaluate with the configuration of that run.')
   return variables
 
 

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from landmarks_jax import checkpoints
+from landmarks_jax import pretrained
 from landmarks_jax import train_state
 from landmarks_jax.configs import test as test_config
+from landmarks_jax.original_checkpoints import weight_mapping
 
 
 @pytest.fixture(scope='module')
@@ -120,3 +122,15 @@ def test_set_aside_moves_an_unreadable_step_out_of_the_way(saved, tmp_path):
   moved = store.set_aside(2)
   assert moved == os.path.join(workdir, checkpoints.UNREADABLE_DIR, '2') and os.path.isdir(moved)
   assert store.all_steps() == [1]
+
+
+def test_weights_from_another_workdir_load_when_they_fit_and_name_each_difference_when_not(saved):
+  config = test_config.get_config()
+  variables = pretrained.generator_variables(saved, config)
+  expected = train_state.create_train_state(config).generator
+  assert checkpoints.shape_differences(variables, expected) == []
+  config.n_landmarks += 1
+  with pytest.raises(weight_mapping.StateDictMismatch,
+                     match=r'generator weights in .* do not fit this configuration:\n  \S+ is \(.*\) in the '
+                           r'checkpoint but \(.*\) for the config[\s\S]*Train or evaluate with the configuration'):
+    pretrained.generator_variables(saved, config)
