@@ -88,21 +88,26 @@ def flops_from_cost_analysis(cost: Any) -> float | None:
   return total if total > 0 else None
 
 
-def counted_flops(lower: Callable[[], Any]) -> float | None:
-  """FLOPs of the program `lower()` lowers, by XLA's cost analysis, traced with XLA's own convolution gradients
-  (the same mathematics): the analysis counts a loop's body once, and the CPU's banded kernel gradient is a loop
-  (`convolution.xla_kernel_gradients`). Traced afresh, since JAX caches traces by function; None if XLA does
-  not say."""
-  jax.clear_caches()
+def counted_flops(compiled: Any, lower: Callable[[], Any]) -> float | None:
+  """FLOPs of one run of `compiled` (per device for pmap) by XLA's cost analysis, or None if XLA does not say.
+
+  Where convolutions may take the banded kernel gradient (CPUs), that gradient is a loop, whose body the analysis
+  counts once; there the program is traced afresh (JAX caches traces by function) with XLA's own gradients, the
+  same mathematics, by `lower()`, and that program is counted instead.
+  """
   try:
-    with convolution.xla_kernel_gradients():
-      lowered = lower()
+    if not convolution.takes_banded_gradients():
+      return flops_from_cost_analysis(compiled.cost_analysis())
+    jax.clear_caches()
+    try:
+      with convolution.xla_kernel_gradients():
+        lowered = lower()
+    finally:
+      jax.clear_caches()
     return flops_from_cost_analysis(lowered.cost_analysis())
   except Exception:  # pylint: disable=broad-except
     # Some backends do not implement cost analysis; a missing figure is reported as null.
     return None
-  finally:
-    jax.clear_caches()
 
 
 def peak_host_memory_mib() -> float:
@@ -141,7 +146,7 @@ def compile_and_time(fn: Callable, args: Sequence[Any], num_runs: int) -> tuple[
   compiled = jax.jit(fn).lower(*args).compile()
   outputs = jax.block_until_ready(compiled(*args))
   seconds = statistics.median(timed_runs(lambda: compiled(*args), num_runs))
-  flops = counted_flops(lambda: jax.jit(fn).lower(*args))
+  flops = counted_flops(compiled, lambda: jax.jit(fn).lower(*args))
   figures = {'median_seconds': _rounded(seconds),
              'gflop': _rounded(None if flops is None else flops / 1e9, 3),
              'achieved_gflop_per_second': _rounded(None if flops is None else flops / seconds / 1e9, 2)}
@@ -256,7 +261,7 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
 
   median = statistics.median(step_seconds)
   global_batch = config.batch_size * device_count
-  flops_per_device = counted_flops(lambda: p_train_step.lower(state, batch, vgg_params))
+  flops_per_device = counted_flops(compiled, lambda: p_train_step.lower(state, batch, vgg_params))
   # pmap's cost analysis describes the program one device runs; the step runs it on every device.
   step_flops = None if flops_per_device is None else flops_per_device * device_count
   device_kind = devices[0].device_kind

@@ -41,10 +41,15 @@ def xla_kernel_gradients():
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0) -> jax.Array:
   """torch's Conv2d(stride, padding) on NHWC `x` with an HWIO `kernel` of x's dtype."""
-  if (_banded_gradients_allowed and stride == 1 and jax.default_backend() == 'cpu' and
-      uses_banded_gradient(x.shape, kernel.shape, padding)):
+  if stride == 1 and takes_banded_gradients() and uses_banded_gradient(x.shape, kernel.shape, padding):
     return _conv_banded_kernel_gradient(x, kernel, padding)
   return _xla_conv(x, kernel, stride, padding)
+
+
+def takes_banded_gradients() -> bool:
+  """Whether convolutions traced now may take the banded kernel gradient: on CPUs, outside
+  `xla_kernel_gradients`."""
+  return _banded_gradients_allowed and jax.default_backend() == 'cpu'
 
 
 def uses_banded_gradient(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: int) -> bool:
