@@ -2,10 +2,11 @@
 
 XLA:CPU computes a convolution's kernel gradient as one convolution whose window is the whole image; on the
 project's 2-core test machines it runs at 25 to 65 GFLOP/s, a fifth to a tenth of the forward convolution's rate,
-and it is most of the training step's time. For stride-1 convolutions on the CPU the gradient here is instead
+and it is most of the training step's time. For convolutions on the CPU the gradient here is instead
 a loop over bands of output rows: each band's input windows (im2col) are laid out in cache and multiplied with
-the band's output gradient, and the products are summed (80 to 230 GFLOP/s at the generator's shapes). The
-forward pass and the input gradient stay XLA's. Other backends and strides use XLA's gradient throughout.
+the band's output gradient, and the products are summed (80 to 230 GFLOP/s at the generator's shapes, where
+XLA reaches 25 to 65 with stride 1 and 26 to 42 with the U-Nets' stride 2). The forward pass and the input
+gradient stay XLA's. Other backends use XLA's gradient throughout.
 """
 
 import contextlib
@@ -41,8 +42,8 @@ def xla_kernel_gradients():
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0) -> jax.Array:
   """torch's Conv2d(stride, padding) on NHWC `x` with an HWIO `kernel` of x's dtype."""
-  if stride == 1 and takes_banded_gradients() and uses_banded_gradient(x.shape, kernel.shape, padding):
-    return _conv_banded_kernel_gradient(x, kernel, padding)
+  if takes_banded_gradients() and uses_banded_gradient(x.shape, kernel.shape, padding, stride):
+    return _conv_banded_kernel_gradient(x, kernel, stride, padding)
   return _xla_conv(x, kernel, stride, padding)
 
 
@@ -52,11 +53,12 @@ def takes_banded_gradients() -> bool:
   return _banded_gradients_allowed and jax.default_backend() == 'cpu'
 
 
-def uses_banded_gradient(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: int) -> bool:
-  """Whether a stride-1 convolution of these shapes takes the banded kernel gradient (on a CPU)."""
+def uses_banded_gradient(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: int,
+                         stride: int = 1) -> bool:
+  """Whether a convolution of these shapes takes the banded kernel gradient (on a CPU)."""
   batch, height, width, channels = x_shape
   kh, kw, _, features = kernel_shape
-  pixels = (height + 2 * padding - kh + 1) * (width + 2 * padding - kw + 1)
+  pixels = ((height + 2 * padding - kh) // stride + 1) * ((width + 2 * padding - kw) // stride + 1)
   flops = 2 * batch * pixels * kh * kw * channels * features
   return pixels >= MIN_BANDED_PIXELS and flops >= MIN_BANDED_FLOPS
 
@@ -66,27 +68,28 @@ def _xla_conv(x, kernel, stride, padding):
                                       dimension_numbers=DIMENSIONS)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv_banded_kernel_gradient(x, kernel, padding):
-  return _xla_conv(x, kernel, 1, padding)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_banded_kernel_gradient(x, kernel, stride, padding):
+  return _xla_conv(x, kernel, stride, padding)
 
 
-def _forward(x, kernel, padding):
+def _forward(x, kernel, stride, padding):
   # With symbolic zeros, x and kernel arrive wrapped, saying whether each is differentiated: a kernel that is
   # not (the perceptual loss's fixed VGG) gets no kernel gradient, told by a missing (None) residual.
-  y = _xla_conv(x.value, kernel.value, 1, padding)
+  y = _xla_conv(x.value, kernel.value, stride, padding)
   return y, (x.value, kernel.value, x.value if kernel.perturbed else None)
 
 
-def _backward(padding, saved, grad_y):
+def _backward(stride, padding, saved, grad_y):
   x, kernel, x_for_kernel_gradient = saved
   if isinstance(grad_y, jax.custom_derivatives.SymbolicZero):
     return None, None
-  _, input_vjp = jax.vjp(lambda inputs: _xla_conv(inputs, kernel, 1, padding), x)
+  _, input_vjp = jax.vjp(lambda inputs: _xla_conv(inputs, kernel, stride, padding), x)
   (grad_x,) = input_vjp(grad_y)
   if x_for_kernel_gradient is None:
     return grad_x, None
-  return grad_x, kernel_gradient(x_for_kernel_gradient, grad_y, kernel.shape[:2], padding).astype(kernel.dtype)
+  grad_kernel = kernel_gradient(x_for_kernel_gradient, grad_y, kernel.shape[:2], padding, stride)
+  return grad_x, grad_kernel.astype(kernel.dtype)
 
 
 _conv_banded_kernel_gradient.defvjp(_forward, _backward, symbolic_zeros=True)
@@ -99,8 +102,9 @@ def band_rows(out_height: int, out_width: int, window: int) -> int:
   return max(rows for rows in range(1, out_height + 1) if out_height % rows == 0 and rows <= fitting)
 
 
-def kernel_gradient(x: jax.Array, grad_y: jax.Array, kernel_size: tuple[int, int], padding: int) -> jax.Array:
-  """d(loss)/d(kernel) of a stride-1 convolution, (kh, kw, in, out), from its input and output gradient."""
+def kernel_gradient(x: jax.Array, grad_y: jax.Array, kernel_size: tuple[int, int], padding: int,
+                    stride: int = 1) -> jax.Array:
+  """d(loss)/d(kernel) of a convolution, (kh, kw, in, out), from its input and output gradient."""
   kh, kw = kernel_size
   batch, _, _, channels = x.shape
   _, out_h, out_w, features = grad_y.shape
@@ -108,15 +112,18 @@ def kernel_gradient(x: jax.Array, grad_y: jax.Array, kernel_size: tuple[int, int
   rows = band_rows(out_h, out_w, window)
   bands = out_h // rows
   padded = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-  # Band n of image b reads padded rows [n * rows, n * rows + rows + kh - 1).
-  row_index = jnp.arange(bands)[:, None] * rows + jnp.arange(rows + kh - 1)[None, :]
-  x_bands = jnp.moveaxis(padded[:, row_index], 1, 0).reshape(bands * batch, rows + kh - 1, -1, channels)
+  # Band n of image b reads padded rows [n * rows * stride, n * rows * stride + band_height); output row r of
+  # the band, tap i, is the band's row r * stride + i.
+  band_height = (rows - 1) * stride + kh
+  row_index = jnp.arange(bands)[:, None] * rows * stride + jnp.arange(band_height)[None, :]
+  x_bands = jnp.moveaxis(padded[:, row_index], 1, 0).reshape(bands * batch, band_height, -1, channels)
   g_bands = jnp.moveaxis(grad_y.reshape(batch, bands, rows, out_w, features), 1, 0)
   g_bands = g_bands.reshape(bands * batch, rows * out_w, features)
 
   def add_band(total, band):
     x_band, g_band = band
-    taps = [x_band[i:i + rows, j:j + out_w] for i in range(kh) for j in range(kw)]
+    taps = [x_band[i:i + (rows - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride]
+            for i in range(kh) for j in range(kw)]
     columns = jnp.concatenate(taps, axis=-1).reshape(rows * out_w, window)
     product = jnp.dot(g_band.T, columns, preferred_element_type=total.dtype)
     return total + product, None
