@@ -18,6 +18,10 @@ from landmarks_jax.model import convolution
     ((2, 16, 12, 3, 5), 3, 1, 2),   # the U-Nets' downsampling 3x3 convolution
     ((2, 15, 9, 4, 3), 3, 1, 2),    # stride 2 on odd sizes: the last padded row and column are never read
     ((2, 17, 11, 2, 3), 4, 1, 3),   # a stride that is not the kernel's divisor
+    # Fewer output than input channels: windows over the output gradient.
+    ((2, 16, 12, 6, 3), 3, 1, 1),   # the generator's 128 -> 64 and 128 -> 32 in small
+    ((2, 10, 10, 5, 2), 4, 2, 1),   # 4x4 with padding 2
+    ((1, 7, 9, 4, 2), 1, 1, 1),     # padding beyond the kernel: the output gradient is cropped
 ])
 def test_kernel_gradient_equals_xla(shape, kernel, padding, stride):
   batch, height, width, channels, features = shape
