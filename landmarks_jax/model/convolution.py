@@ -5,7 +5,7 @@ project's 2-core test machines it runs at a fifth to a tenth of the forward conv
 of the training step's time. On CPUs the gradient here is instead a loop over bands of output rows: each band's
 input windows (im2col) are laid out in cache and multiplied with the band's output gradient, and the products
 are summed; where the output has fewer channels than the input, the two swap roles (`kernel_gradient`). At the
-BBC Pose step's shapes that runs at 46 to 246 GFLOP/s where XLA's runs at 6 to 94. The forward pass and the
+BBC Pose step's shapes that runs at 39 to 246 GFLOP/s where XLA's runs at 6 to 95. The forward pass and the
 input gradient stay XLA's. Other backends use XLA's gradient throughout.
 """
 
