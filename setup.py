@@ -2,6 +2,10 @@
 evaluation/ folders installed inside it as landmarks_jax.configs, landmarks_jax.data_pipelines and
 landmarks_jax.evaluation (setuptools' package_dir), so no generic top-level name reaches site-packages."""
 
+import importlib.metadata
+import importlib.util
+import pathlib
+
 import setuptools
 
 JAX_STACK = [
@@ -21,6 +25,30 @@ JAX_STACK = [
 # Top-level folders of the checkout that install as subpackages of landmarks_jax.
 SUBPACKAGE_FOLDERS = ('configs', 'data_pipelines', 'evaluation')
 
+# oneDNN for the CPU convolutions (model/onednn_convolution.py); its wheels are built for x86-64 Linux.
+ONEDNN_VERSION = '2023.2.0'
+ON_X86_LINUX = "platform_system == 'Linux' and platform_machine == 'x86_64'"
+
+
+def onednn_extensions() -> list[setuptools.Extension]:
+  """oneDNN's convolutions as XLA custom calls, built where the build requirements (pyproject.toml) give the
+  headers of oneDNN and of XLA's FFI; optional, so that without a C++ compiler XLA convolves instead."""
+  try:
+    header = next(f for f in importlib.metadata.distribution('onednn-devel-cpu-gomp').files or []
+                  if str(f).endswith('oneapi/dnnl/dnnl.hpp'))
+    jaxlib = importlib.util.find_spec('jaxlib')
+  except (importlib.metadata.PackageNotFoundError, StopIteration):
+    return []
+  if jaxlib is None or jaxlib.origin is None:
+    return []
+  onednn_include = pathlib.Path(header.locate()).resolve().parents[2]  # include/oneapi/dnnl/dnnl.hpp
+  ffi_include = pathlib.Path(jaxlib.origin).parent / 'include'
+  return [setuptools.Extension(
+      'landmarks_jax.model._onednn_ffi', ['landmarks_jax/native/onednn_convolution.cc'],
+      include_dirs=[str(onednn_include), str(ffi_include)], language='c++',
+      extra_compile_args=['-std=c++17', '-O2', '-Wno-return-type'], optional=True)]
+
+
 setuptools.setup(
     name='landmarks_jax',
     version='0.1.0',
@@ -31,6 +59,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['landmarks_jax', 'landmarks_jax.*']) + [
         f'landmarks_jax.{name}' for name in SUBPACKAGE_FOLDERS],
     package_dir={f'landmarks_jax.{name}': name for name in SUBPACKAGE_FOLDERS},
+    ext_modules=onednn_extensions(),
     install_requires=JAX_STACK + [
         # clu's metric writers and periodic actions import TensorFlow and TensorBoard.
         'tensorflow-cpu==2.21.0',
@@ -47,6 +76,7 @@ setuptools.setup(
         # The embedded default dataset: mocap clips and a CPU renderer, and photo backgrounds.
         'pybullet==3.2.7',
         'scikit-image',
+        f'onednn-cpu-gomp=={ONEDNN_VERSION}; {ON_X86_LINUX}',
     ],
     extras_require={
         # Only for reading checkpoints of the PyTorch original.

@@ -91,16 +91,17 @@ def flops_from_cost_analysis(cost: Any) -> float | None:
 def counted_flops(compiled: Any, lower: Callable[[], Any]) -> float | None:
   """FLOPs of one run of `compiled` (per device for pmap) by XLA's cost analysis, or None if XLA does not say.
 
-  Where convolutions may take the banded kernel gradient (CPUs), that gradient is a loop, whose body the analysis
-  counts once; there the program is traced afresh (JAX caches traces by function) with XLA's own gradients, the
-  same mathematics, by `lower()`, and that program is counted instead.
+  Where convolutions may run as oneDNN's custom calls or take the banded kernel gradient (CPUs), the analysis
+  counts no FLOPs in a custom call and a loop's body once; there the program is traced afresh (JAX caches traces
+  by function) with XLA's own convolutions, the same mathematics, by `lower()`, and that program is counted
+  instead.
   """
   try:
-    if not convolution.takes_banded_gradients():
+    if not convolution.takes_cpu_convolutions():
       return flops_from_cost_analysis(compiled.cost_analysis())
     jax.clear_caches()
     try:
-      with convolution.xla_kernel_gradients():
+      with convolution.xla_convolutions():
         lowered = lower()
     finally:
       jax.clear_caches()

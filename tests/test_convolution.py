@@ -1,4 +1,4 @@
-"""The CPU's banded kernel gradient against XLA's own, and the rule that chooses it."""
+"""The CPU's banded kernel gradient (where oneDNN is not built) against XLA's own, and the rule that chooses it."""
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +7,13 @@ import pytest
 
 from landmarks_jax import bench
 from landmarks_jax.model import convolution
+from landmarks_jax.model import onednn_convolution
+
+
+@pytest.fixture
+def without_onednn(monkeypatch):
+  """Where oneDNN is built, conv2d takes it before the banded gradient; these tests are about the latter."""
+  monkeypatch.setattr(onednn_convolution, 'handles', lambda *args: False)
 
 
 @pytest.mark.parametrize('shape, kernel, padding, stride', [
@@ -35,6 +42,7 @@ def test_kernel_gradient_equals_xla(shape, kernel, padding, stride):
 
 
 @pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.usefixtures('without_onednn')
 def test_conv2d_takes_the_banded_gradient_above_the_thresholds_and_matches_xla(monkeypatch, stride):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 32 * stride, 32 * stride, 4))
   w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 4, 5))
@@ -47,7 +55,7 @@ def test_conv2d_takes_the_banded_gradient_above_the_thresholds_and_matches_xla(m
   got = jax.grad(banded_loss, (0, 1))(x, w)
   for a, b in zip(got, expected):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(b))))
-  with convolution.xla_kernel_gradients():
+  with convolution.xla_convolutions():
     assert 'scan' not in str(jax.make_jaxpr(jax.grad(banded_loss, 1))(x, w))
 
 
@@ -65,6 +73,7 @@ def test_bands_divide_the_rows_and_fit_the_budget():
   assert convolution.band_rows(127, 4096, 4096) == 1  # nothing fits: one row at a time
 
 
+@pytest.mark.usefixtures('without_onednn')
 def test_the_benchmark_counts_every_band_of_the_gradient(monkeypatch):
   monkeypatch.setattr(convolution, 'MIN_BANDED_FLOPS', 0)
   batch, size, channels, features = 2, 32, 8, 16
@@ -77,6 +86,7 @@ def test_the_benchmark_counts_every_band_of_the_gradient(monkeypatch):
   assert figures['gflop'] == pytest.approx(2 * forward / 1e9, rel=0.05)
 
 
+@pytest.mark.usefixtures('without_onednn')
 def test_a_kernel_that_is_not_differentiated_gets_no_kernel_gradient(monkeypatch):
   monkeypatch.setattr(convolution, 'MIN_BANDED_FLOPS', 0)
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 32, 32, 4))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from landmarks_jax.original_checkpoints import weight_mapping
+from landmarks_jax.model import convolution
 from landmarks_jax.model.landmark_model import model_from_config
 from reference_weights import REFERENCE
 from reference_weights import load_reference
@@ -19,8 +20,9 @@ MEAN_TOLERANCE = 2e-2  # landmark means, in [-1, 1] units
 
 
 def _conv_dtypes(fn, *args):
-  """The operand dtypes of every convolution in fn's program."""
-  jaxpr = jax.make_jaxpr(fn)(*args)
+  """The operand dtypes of every convolution in fn's program (traced as XLA's convolutions, not oneDNN's calls)."""
+  with convolution.xla_convolutions():
+    jaxpr = jax.make_jaxpr(lambda *inputs: fn(*inputs))(*args)  # a new function: no trace cached with oneDNN's
   found = []
 
   def walk(eqns):

@@ -15,6 +15,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from landmarks_jax.model import onednn_convolution
+
 DIMENSIONS = ('NHWC', 'HWIO', 'NHWC')
 # Bytes of one band's im2col: large enough for long matrix products, small enough to stay near the cores.
 BAND_BYTES = 8 * 2**20
@@ -25,32 +27,37 @@ MIN_BANDED_PIXELS = 32 * 32  # output pixels of one image
 MIN_BANDED_FLOPS = 5e8  # of the kernel gradient, the whole batch
 
 
-_banded_gradients_allowed = True
+_cpu_convolutions_allowed = True
 
 
 @contextlib.contextmanager
-def xla_kernel_gradients():
-  """Within it, convolutions are traced with XLA's own kernel gradient, the same mathematics: XLA's cost
-  analysis counts a loop's body once, so the benchmark counts a step's FLOPs on a program traced this way."""
-  global _banded_gradients_allowed
-  previous, _banded_gradients_allowed = _banded_gradients_allowed, False
+def xla_convolutions():
+  """Within it, convolutions are traced as XLA's own, with XLA's gradients, the same mathematics: XLA's cost
+  analysis counts no FLOPs in a custom call and a loop's body once, so the benchmark counts a step's FLOPs on a
+  program traced this way."""
+  global _cpu_convolutions_allowed
+  previous, _cpu_convolutions_allowed = _cpu_convolutions_allowed, False
   try:
     yield
   finally:
-    _banded_gradients_allowed = previous
+    _cpu_convolutions_allowed = previous
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0) -> jax.Array:
-  """torch's Conv2d(stride, padding) on NHWC `x` with an HWIO `kernel` of x's dtype."""
-  if takes_banded_gradients() and uses_banded_gradient(x.shape, kernel.shape, padding, stride):
-    return _conv_banded_kernel_gradient(x, kernel, stride, padding)
+  """torch's Conv2d(stride, padding) on NHWC `x` with an HWIO `kernel` of x's dtype: on CPUs by oneDNN where it
+  is built and takes the dtype, else with the banded kernel gradient where the rule says so; XLA's otherwise."""
+  if takes_cpu_convolutions():
+    if onednn_convolution.handles(x, kernel, stride, padding):
+      return onednn_convolution.conv2d(x, kernel, stride, padding)
+    if uses_banded_gradient(x.shape, kernel.shape, padding, stride):
+      return _conv_banded_kernel_gradient(x, kernel, stride, padding)
   return _xla_conv(x, kernel, stride, padding)
 
 
-def takes_banded_gradients() -> bool:
-  """Whether convolutions traced now may take the banded kernel gradient: on CPUs, outside
-  `xla_kernel_gradients`."""
-  return _banded_gradients_allowed and jax.default_backend() == 'cpu'
+def takes_cpu_convolutions() -> bool:
+  """Whether convolutions traced now may take oneDNN or the banded kernel gradient: on CPUs, outside
+  `xla_convolutions`."""
+  return _cpu_convolutions_allowed and jax.default_backend() == 'cpu'
 
 
 def uses_banded_gradient(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: int,

@@ -1,0 +1,137 @@
+"""oneDNN's convolutions on CPUs, called by XLA as custom calls, with their own gradients.
+
+XLA:CPU runs the generator's convolutions, forward and backward, at 60 to 200 GFLOP/s on the project's 2-core
+Intel test machine; oneDNN (Intel's library, which PyTorch uses) runs the same ones at 220 to 390 in float32,
+and in bfloat16 uses the processor's AMX units where it has them (1,400 to 2,300). The custom calls are
+compiled at install time from `native/onednn_convolution.cc` against the `onednn-cpu-gomp` wheel's library,
+which is loaded here when first needed. Where that library or the compiled calls are missing, where a dtype is
+not supported by the processor, or where LANDMARKS_JAX_ONEDNN=0 is set, convolutions stay XLA's.
+"""
+
+import ctypes
+import functools
+import importlib.metadata
+import importlib.util
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DISABLE_VARIABLE = 'LANDMARKS_JAX_ONEDNN'
+LIBRARY_DISTRIBUTION = 'onednn-cpu-gomp'
+EXTENSION_MODULE = 'landmarks_jax.model._onednn_ffi'
+# Custom-call targets, by pass, and the symbols of native/onednn_convolution.cc that implement them.
+TARGETS = {
+    'forward': 'LandmarksOnednnConvForward',
+    'input_gradient': 'LandmarksOnednnConvInputGradient',
+    'kernel_gradient': 'LandmarksOnednnConvKernelGradient',
+}
+
+
+def _load_extension() -> ctypes.CDLL:
+  """Loads oneDNN (its symbols global, for the extension to find) and then the compiled custom calls."""
+  try:
+    files = importlib.metadata.distribution(LIBRARY_DISTRIBUTION).files or []
+  except importlib.metadata.PackageNotFoundError as error:
+    raise OSError(f'the {LIBRARY_DISTRIBUTION} package is not installed') from error
+  library = next((f for f in files if f.name.startswith('libdnnl.so')), None)
+  if library is None:
+    raise OSError(f'the {LIBRARY_DISTRIBUTION} package has no libdnnl.so')
+  spec = importlib.util.find_spec(EXTENSION_MODULE)
+  if spec is None or spec.origin is None:
+    raise OSError(f'{EXTENSION_MODULE} was not built (reinstall landmarks_jax with a C++ compiler present)')
+  ctypes.CDLL(str(library.locate()), mode=ctypes.RTLD_GLOBAL)
+  return ctypes.CDLL(spec.origin)
+
+
+@functools.cache
+def _registered() -> bool:
+  """Whether the custom calls are loaded and registered with XLA (once per process)."""
+  if os.environ.get(DISABLE_VARIABLE, '') == '0':
+    return False
+  try:
+    extension = _load_extension()
+  except OSError as error:
+    logging.info('oneDNN convolutions unavailable, XLA convolves instead: %s', error)
+    return False
+  for target, symbol in TARGETS.items():
+    jax.ffi.register_ffi_target(target_name(target), jax.ffi.pycapsule(getattr(extension, symbol)),
+                                platform='cpu')
+  return True
+
+
+def target_name(target: str) -> str:
+  """The custom-call target of a pass (a key of TARGETS)."""
+  return f'landmarks_jax_onednn_conv_{target}'
+
+
+@functools.cache
+def supports(dtype) -> bool:
+  """Whether oneDNN convolves this dtype here: the calls are registered, and a tiny convolution runs (bfloat16
+  needs AVX-512 or AMX)."""
+  if jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16)) or not _registered():
+    return False
+  try:
+    with jax.ensure_compile_time_eval():
+      ones = jax.device_put(np.ones((1, 4, 4, 2), dtype), jax.devices('cpu')[0])
+      y = _call('forward', (1, 4, 4, 1), ones, ones[0, :3, :3, :, None], 1, 1)
+      centre = float(np.asarray(y, np.float32)[0, 1, 1, 0])
+  except Exception as error:  # pylint: disable=broad-except
+    logging.info('oneDNN does not convolve %s here, XLA does: %s', jnp.dtype(dtype).name, error)
+    return False
+  return centre == 18.0  # nine taps of two channels of ones
+
+
+def _call(target, out_shape, first, second, stride, padding):
+  out = jax.ShapeDtypeStruct(out_shape, first.dtype)
+  # Under vmap, the calls take the batched axes in front (of size 1 where an operand is not batched).
+  call = jax.ffi.ffi_call(target_name(target), out, vmap_method='expand_dims')
+  return call(first, second, stride=np.int64(stride), padding=np.int64(padding))
+
+
+def output_shape(x_shape, kernel_shape, stride: int, padding: int) -> tuple[int, int, int, int]:
+  """The NHWC output shape of torch's Conv2d(stride, padding) (floor division, as XLA's)."""
+  batch, height, width, _ = x_shape
+  kh, kw, _, features = kernel_shape
+  return (batch, (height + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1, features)
+
+
+def handles(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> bool:
+  """Whether `conv2d` below takes this convolution: a dtype oneDNN convolves here, and every input row and
+  column read (a stride that skips the last ones leaves oneDNN a negative right padding)."""
+  if x.ndim != 4 or kernel.ndim != 4 or x.dtype != kernel.dtype or not supports(x.dtype):
+    return False
+  _, out_h, out_w, _ = output_shape(x.shape, kernel.shape, stride, padding)
+  return all((out - 1) * stride + k - size - padding >= 0
+             for out, k, size in ((out_h, kernel.shape[0], x.shape[1]), (out_w, kernel.shape[1], x.shape[2])))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+  """torch's Conv2d(stride, padding) on NHWC `x` with an HWIO `kernel`, by oneDNN (check `handles` first)."""
+  return _call('forward', output_shape(x.shape, kernel.shape, stride, padding), x, kernel, stride, padding)
+
+
+def _forward(x, kernel, stride, padding):
+  # Symbolic zeros say which inputs are differentiated: an image that is not (the networks' inputs) gets no
+  # input gradient and a fixed kernel (the perceptual loss's VGG) no kernel gradient. The backward pass is told
+  # by a missing (None) residual.
+  y = conv2d(x.value, kernel.value, stride, padding)
+  return y, (x.value, kernel.value, x.value if x.perturbed else None, kernel.value if kernel.perturbed else None)
+
+
+def _backward(stride, padding, saved, grad_y):
+  x, kernel, input_gradient_wanted, kernel_gradient_wanted = saved
+  if isinstance(grad_y, jax.custom_derivatives.SymbolicZero):
+    return None, None
+  grad_y = grad_y.astype(x.dtype)
+  grad_x = (None if input_gradient_wanted is None
+            else _call('input_gradient', x.shape, grad_y, kernel, stride, padding))
+  grad_kernel = (None if kernel_gradient_wanted is None
+                 else _call('kernel_gradient', kernel.shape, x, grad_y, stride, padding))
+  return grad_x, grad_kernel
+
+
+conv2d.defvjp(_forward, _backward, symbolic_zeros=True)

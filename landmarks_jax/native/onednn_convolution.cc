@@ -1,0 +1,236 @@
+// oneDNN's convolutions as XLA:CPU custom calls (XLA's FFI): forward, input gradient and kernel gradient of a
+// 2D convolution on NHWC images with an HWIO kernel, float32 or bfloat16, symmetric padding, equal strides.
+// XLA:CPU runs these at a half to a fifth of oneDNN's rate (its kernel gradients worst of all), and oneDNN
+// uses AMX for bfloat16 where the processor has it.
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+using dnnl::memory;
+
+// The shapes of one convolution, in oneDNN's logical order.
+struct Shapes {
+  memory::dims image;     // N, C, H, W
+  memory::dims kernel;    // F, C, kh, kw
+  memory::dims output;    // N, F, Ho, Wo
+  memory::dims strides;   // stride, stride
+  memory::dims padding_l; // padding, padding
+  memory::dims padding_r; // what makes the output size consistent with XLA's floor division
+  memory::data_type type;
+};
+
+enum class Pass { kForward, kInputGradient, kKernelGradient };
+
+// One compiled primitive and the kernel layout it wants (reordered to and from HWIO around each call).
+struct Compiled {
+  dnnl::primitive primitive;
+  memory::desc kernel_layout;
+};
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+std::string Key(Pass pass, const Shapes& s) {
+  std::string key = std::to_string(static_cast<int>(pass)) + ":" + std::to_string(static_cast<int>(s.type));
+  for (const memory::dims* dims : {&s.image, &s.kernel, &s.output, &s.strides, &s.padding_l, &s.padding_r}) {
+    for (auto d : *dims) key += "," + std::to_string(d);
+    key += ";";
+  }
+  return key;
+}
+
+dnnl::convolution_forward::primitive_desc ForwardDescription(const Shapes& s) {
+  return dnnl::convolution_forward::primitive_desc(
+      Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+      memory::desc(s.image, s.type, memory::format_tag::nhwc),
+      memory::desc(s.kernel, s.type, memory::format_tag::any),
+      memory::desc(s.output, s.type, memory::format_tag::nhwc), s.strides, s.padding_l, s.padding_r);
+}
+
+Compiled Compile(Pass pass, const Shapes& s) {
+  const memory::desc image(s.image, s.type, memory::format_tag::nhwc);
+  const memory::desc kernel(s.kernel, s.type, memory::format_tag::any);
+  const memory::desc output(s.output, s.type, memory::format_tag::nhwc);
+  auto forward = ForwardDescription(s);
+  switch (pass) {
+    case Pass::kForward:
+      return {dnnl::convolution_forward(forward), forward.weights_desc()};
+    case Pass::kInputGradient: {
+      dnnl::convolution_backward_data::primitive_desc pd(Engine(), dnnl::algorithm::convolution_direct, image,
+                                                         kernel, output, s.strides, s.padding_l, s.padding_r,
+                                                         forward);
+      return {dnnl::convolution_backward_data(pd), pd.weights_desc()};
+    }
+    case Pass::kKernelGradient: {
+      dnnl::convolution_backward_weights::primitive_desc pd(Engine(), dnnl::algorithm::convolution_direct,
+                                                            image, kernel, output, s.strides, s.padding_l,
+                                                            s.padding_r, forward);
+      return {dnnl::convolution_backward_weights(pd), pd.diff_weights_desc()};
+    }
+  }
+  throw std::logic_error("unknown pass");
+}
+
+// Primitives are built once per shape; XLA may run two custom calls at once, hence the lock.
+const Compiled& Cached(Pass pass, const Shapes& s) {
+  static std::mutex lock;
+  static std::unordered_map<std::string, std::unique_ptr<Compiled>> cache;
+  const std::string key = Key(pass, s);
+  std::lock_guard<std::mutex> guard(lock);
+  auto found = cache.find(key);
+  if (found == cache.end()) {
+    found = cache.emplace(key, std::make_unique<Compiled>(Compile(pass, s))).first;
+  }
+  return *found->second;
+}
+
+ffi::Error InvalidArgument(const std::string& message) {
+  return ffi::Error::InvalidArgument("oneDNN convolution: " + message);
+}
+
+ffi::Unexpected<ffi::Error> Invalid(const std::string& message) { return ffi::Unexpected(InvalidArgument(message)); }
+
+// One operand as XLA lays it out, split into the leading dimensions that vmap adds (XLA's FFI "expand_dims"
+// batching, of size 1 where the operand is not batched) and its own four.
+struct Operand {
+  void* data;
+  int64_t groups;      // product of the leading dimensions
+  int64_t group_size;  // elements of one group
+  ffi::Span<const int64_t> own;  // the last four dimensions
+};
+
+ffi::ErrorOr<Operand> Split(const ffi::AnyBuffer& buffer) {
+  auto dims = buffer.dimensions();
+  if (dims.size() < 4) return Invalid("expected NHWC images and an HWIO kernel, of rank 4");
+  Operand operand{buffer.untyped_data(), 1, 1, ffi::Span<const int64_t>(dims.begin() + dims.size() - 4, 4)};
+  for (size_t i = 0; i < dims.size(); ++i) (i + 4 < dims.size() ? operand.groups : operand.group_size) *= dims[i];
+  return operand;
+}
+
+// image (N, H, W, C), kernel (kh, kw, C, F), output (N, Ho, Wo, F); `folded` images per batch (vmap's groups
+// folded into the batch where the kernel is shared).
+ffi::ErrorOr<Shapes> Describe(ffi::DataType type, const Operand& image, const Operand& kernel,
+                              const Operand& output, int64_t folded, int64_t stride, int64_t padding) {
+  Shapes s;
+  if (type == ffi::DataType::F32) {
+    s.type = memory::data_type::f32;
+  } else if (type == ffi::DataType::BF16) {
+    s.type = memory::data_type::bf16;
+  } else {
+    return Invalid("only float32 and bfloat16 are supported");
+  }
+  const auto &x = image.own, &k = kernel.own, &y = output.own;
+  s.image = {folded * x[0], x[3], x[1], x[2]};
+  s.kernel = {k[3], k[2], k[0], k[1]};
+  s.output = {folded * y[0], y[3], y[1], y[2]};
+  s.strides = {stride, stride};
+  s.padding_l = {padding, padding};
+  s.padding_r = {(y[1] - 1) * stride + k[0] - x[1] - padding, (y[2] - 1) * stride + k[1] - x[2] - padding};
+  if (s.padding_r[0] < 0 || s.padding_r[1] < 0) return Invalid("the stride leaves input rows or columns unread");
+  return s;
+}
+
+// Runs one pass on one group; `kernel_data` is the HWIO kernel (read, or written by the kernel gradient).
+void RunOne(Pass pass, const Shapes& s, void* image_data, void* kernel_data, void* output_data) {
+  const Compiled& compiled = Cached(pass, s);
+  dnnl::stream stream(Engine());
+  memory image(memory::desc(s.image, s.type, memory::format_tag::nhwc), Engine(), image_data);
+  memory output(memory::desc(s.output, s.type, memory::format_tag::nhwc), Engine(), output_data);
+  memory kernel(memory::desc(s.kernel, s.type, memory::format_tag::hwio), Engine(), kernel_data);
+  const bool reorder = compiled.kernel_layout != kernel.get_desc();
+  memory laid_out = reorder ? memory(compiled.kernel_layout, Engine()) : kernel;
+  if (reorder && pass != Pass::kKernelGradient) dnnl::reorder(kernel, laid_out).execute(stream, kernel, laid_out);
+  switch (pass) {
+    case Pass::kForward:
+      compiled.primitive.execute(stream, {{DNNL_ARG_SRC, image}, {DNNL_ARG_WEIGHTS, laid_out},
+                                          {DNNL_ARG_DST, output}});
+      break;
+    case Pass::kInputGradient:
+      compiled.primitive.execute(stream, {{DNNL_ARG_DIFF_SRC, image}, {DNNL_ARG_WEIGHTS, laid_out},
+                                          {DNNL_ARG_DIFF_DST, output}});
+      break;
+    case Pass::kKernelGradient:
+      compiled.primitive.execute(stream, {{DNNL_ARG_SRC, image}, {DNNL_ARG_DIFF_WEIGHTS, laid_out},
+                                          {DNNL_ARG_DIFF_DST, output}});
+      if (reorder) dnnl::reorder(laid_out, kernel).execute(stream, laid_out, kernel);
+      break;
+  }
+  stream.wait();
+}
+
+// Runs one pass over vmap's groups: one call where the kernel is shared (the groups fold into the batch), else
+// one call per group, an operand of one group serving all.
+ffi::Error Run(Pass pass, ffi::DataType type, const ffi::AnyBuffer& image_buffer,
+               const ffi::AnyBuffer& kernel_buffer, const ffi::AnyBuffer& output_buffer, int64_t stride,
+               int64_t padding) {
+  auto image = Split(image_buffer), kernel = Split(kernel_buffer), output = Split(output_buffer);
+  if (image.has_error()) return image.error();
+  if (kernel.has_error()) return kernel.error();
+  if (output.has_error()) return output.error();
+  const int64_t groups = std::max({image->groups, kernel->groups, output->groups});
+  for (const Operand* operand : {&*image, &*kernel, &*output}) {
+    if (operand->groups != 1 && operand->groups != groups) return InvalidArgument("operands batched differently");
+  }
+  const bool fold = kernel->groups == 1 && image->groups == output->groups;
+  auto shapes = Describe(type, *image, *kernel, *output, fold ? groups : 1, stride, padding);
+  if (shapes.has_error()) return shapes.error();
+  const int64_t bytes = type == ffi::DataType::F32 ? 4 : 2;
+  auto at = [bytes](const Operand& operand, int64_t group) {
+    return static_cast<char*>(operand.data) + (operand.groups == 1 ? 0 : group * operand.group_size * bytes);
+  };
+  // XLA may run two custom calls at once; oneDNN's OpenMP kernels synchronise their threads by spinning, so
+  // two at once on the same cores would wait on each other's preempted threads.
+  static std::mutex one_at_a_time;
+  std::lock_guard<std::mutex> guard(one_at_a_time);
+  try {
+    for (int64_t group = 0; group < (fold ? 1 : groups); ++group) {
+      RunOne(pass, shapes.value(), at(*image, group), at(*kernel, group), at(*output, group));
+    }
+  } catch (const dnnl::error& e) {
+    return ffi::Error::Internal(std::string("oneDNN convolution: ") + e.what());
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer kernel, ffi::Result<ffi::AnyBuffer> y, int64_t stride,
+                   int64_t padding) {
+  return Run(Pass::kForward, x.element_type(), x, kernel, *y, stride, padding);
+}
+
+ffi::Error InputGradient(ffi::AnyBuffer grad_y, ffi::AnyBuffer kernel, ffi::Result<ffi::AnyBuffer> grad_x,
+                         int64_t stride, int64_t padding) {
+  return Run(Pass::kInputGradient, grad_y.element_type(), *grad_x, kernel, grad_y, stride, padding);
+}
+
+ffi::Error KernelGradient(ffi::AnyBuffer x, ffi::AnyBuffer grad_y, ffi::Result<ffi::AnyBuffer> grad_kernel,
+                          int64_t stride, int64_t padding) {
+  return Run(Pass::kKernelGradient, x.element_type(), x, *grad_kernel, grad_y, stride, padding);
+}
+
+}  // namespace
+
+#define LANDMARKS_CONVOLUTION_BINDING \
+  ffi::Ffi::Bind()                    \
+      .Arg<ffi::AnyBuffer>()          \
+      .Arg<ffi::AnyBuffer>()          \
+      .Ret<ffi::AnyBuffer>()          \
+      .Attr<int64_t>("stride")        \
+      .Attr<int64_t>("padding")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LandmarksOnednnConvForward, Forward, LANDMARKS_CONVOLUTION_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LandmarksOnednnConvInputGradient, InputGradient, LANDMARKS_CONVOLUTION_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LandmarksOnednnConvKernelGradient, KernelGradient, LANDMARKS_CONVOLUTION_BINDING);
