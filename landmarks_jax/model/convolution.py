@@ -1,13 +1,13 @@
 """The networks' 2D convolution (NHWC, HWIO, symmetric padding), faster on CPUs.
 
 On CPUs where oneDNN's custom calls are built (`onednn_convolution.py`), they run the convolution and both its
-gradients. Where they are not, XLA:CPU computes a convolution's kernel gradient as one convolution whose window is the whole image; on the
-project's 2-core test machines it runs at a fifth to a tenth of the forward convolution's rate, and it was most
-of the training step's time; the gradient here is instead a loop over bands of output rows: each band's
-input windows (im2col) are laid out in cache and multiplied with the band's output gradient, and the products
-are summed; where the output has fewer channels than the input, the two swap roles (`kernel_gradient`). At the
-BBC Pose step's shapes that runs at 39 to 246 GFLOP/s where XLA's runs at 6 to 95. The forward pass and the
-input gradient stay XLA's. Other backends use XLA's gradient throughout.
+gradients. Where they are not, XLA:CPU computes a convolution's kernel gradient as one convolution whose window
+is the whole image; on the project's 2-core test machines it runs at a fifth to a tenth of the forward
+convolution's rate, and it was most of the training step's time; the gradient here is instead a loop over bands
+of output rows: each band's input windows (im2col) are laid out in cache and multiplied with the band's output
+gradient, and the products are summed; where the output has fewer channels than the input, the two swap roles
+(`kernel_gradient`). At the BBC Pose step's shapes that runs at 39 to 246 GFLOP/s where XLA's runs at 6 to 95.
+The forward pass and the input gradient stay XLA's. Other backends use XLA's gradient throughout.
 """
 
 import contextlib
