@@ -92,19 +92,14 @@ def counted_flops(compiled: Any, lower: Callable[[], Any]) -> float | None:
   """FLOPs of one run of `compiled` (per device for pmap) by XLA's cost analysis, or None if XLA does not say.
 
   Where convolutions may run as oneDNN's custom calls or take the banded kernel gradient (CPUs), the analysis
-  counts no FLOPs in a custom call and a loop's body once; there the program is traced afresh (JAX caches traces
-  by function) with XLA's own convolutions, the same mathematics, by `lower()`, and that program is counted
-  instead.
+  counts no FLOPs in a custom call and a loop's body once; there the program is traced afresh with XLA's own
+  convolutions, the same mathematics, by `lower()`, and that program is counted instead.
   """
   try:
     if not convolution.takes_cpu_convolutions():
       return flops_from_cost_analysis(compiled.cost_analysis())
-    jax.clear_caches()
-    try:
-      with convolution.xla_convolutions():
-        lowered = lower()
-    finally:
-      jax.clear_caches()
+    with convolution.xla_convolutions():
+      lowered = lower()
     return flops_from_cost_analysis(lowered.cost_analysis())
   except Exception:  # pylint: disable=broad-except
     # Some backends do not implement cost analysis; a missing figure is reported as null.

@@ -22,7 +22,7 @@ MEAN_TOLERANCE = 2e-2  # landmark means, in [-1, 1] units
 def _conv_dtypes(fn, *args):
   """The operand dtypes of every convolution in fn's program (traced as XLA's convolutions, not oneDNN's calls)."""
   with convolution.xla_convolutions():
-    jaxpr = jax.make_jaxpr(lambda *inputs: fn(*inputs))(*args)  # a new function: no trace cached with oneDNN's
+    jaxpr = jax.make_jaxpr(fn)(*args)
   found = []
 
   def walk(eqns):

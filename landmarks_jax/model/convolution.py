@@ -35,13 +35,16 @@ _cpu_convolutions_allowed = True
 def xla_convolutions():
   """Within it, convolutions are traced as XLA's own, with XLA's gradients, the same mathematics: XLA's cost
   analysis counts no FLOPs in a custom call and a loop's body once, so the benchmark counts a step's FLOPs on a
-  program traced this way."""
+  program traced this way. JAX caches traces by function, so its caches are cleared on entering and leaving: a
+  function traced outside is traced afresh inside, and the other way round."""
   global _cpu_convolutions_allowed
   previous, _cpu_convolutions_allowed = _cpu_convolutions_allowed, False
+  jax.clear_caches()
   try:
     yield
   finally:
     _cpu_convolutions_allowed = previous
+    jax.clear_caches()
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0) -> jax.Array:
