@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -53,19 +53,14 @@ std::string Key(Pass pass, const Shapes& s) {
   return key;
 }
 
-dnnl::convolution_forward::primitive_desc ForwardDescription(const Shapes& s) {
-  return dnnl::convolution_forward::primitive_desc(
-      Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-      memory::desc(s.image, s.type, memory::format_tag::nhwc),
-      memory::desc(s.kernel, s.type, memory::format_tag::any),
-      memory::desc(s.output, s.type, memory::format_tag::nhwc), s.strides, s.padding_l, s.padding_r);
-}
-
 Compiled Compile(Pass pass, const Shapes& s) {
   const memory::desc image(s.image, s.type, memory::format_tag::nhwc);
   const memory::desc kernel(s.kernel, s.type, memory::format_tag::any);
   const memory::desc output(s.output, s.type, memory::format_tag::nhwc);
-  auto forward = ForwardDescription(s);
+  // The gradients' primitives take the forward one as a hint.
+  const dnnl::convolution_forward::primitive_desc forward(
+      Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, image, kernel, output,
+      s.strides, s.padding_l, s.padding_r);
   switch (pass) {
     case Pass::kForward:
       return {dnnl::convolution_forward(forward), forward.weights_desc()};
