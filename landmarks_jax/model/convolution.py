@@ -67,9 +67,9 @@ def takes_cpu_convolutions() -> bool:
 def uses_banded_gradient(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: int,
                          stride: int = 1) -> bool:
   """Whether a convolution of these shapes takes the banded kernel gradient (on a CPU)."""
-  batch, height, width, channels = x_shape
-  kh, kw, _, features = kernel_shape
-  pixels = ((height + 2 * padding - kh) // stride + 1) * ((width + 2 * padding - kw) // stride + 1)
+  batch, out_h, out_w, features = onednn_convolution.output_shape(x_shape, kernel_shape, stride, padding)
+  kh, kw, channels, _ = kernel_shape
+  pixels = out_h * out_w
   flops = 2 * batch * pixels * kh * kw * channels * features
   return pixels >= MIN_BANDED_PIXELS and flops >= MIN_BANDED_FLOPS
 
