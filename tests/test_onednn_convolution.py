@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import convolution_cases
 from landmarks_jax.model import convolution
 from landmarks_jax.model import onednn_convolution
 
@@ -35,15 +36,7 @@ def test_the_custom_calls_are_built_on_x86_linux():
 
 
 @needs_onednn
-@pytest.mark.parametrize('shape, kernel, padding, stride', [
-    ((2, 16, 12, 3, 5), 3, 1, 1),   # the generator's 3x3 "same" convolution, a non-square image
-    ((1, 8, 8, 6, 2), 1, 0, 1),     # 1x1
-    ((2, 10, 10, 3, 4), 4, 2, 1),   # the discriminator's last 4x4 convolution, output larger than the input
-    ((3, 11, 7, 2, 3), 3, 0, 1),    # no padding
-    ((2, 16, 12, 3, 5), 3, 1, 2),   # the U-Nets' downsampling 3x3 convolution
-    ((2, 15, 9, 4, 3), 3, 1, 2),    # stride 2 on odd sizes: the last padded row and column are never read
-    ((2, 17, 11, 2, 3), 4, 1, 3),   # a stride that is not the kernel's divisor
-])
+@pytest.mark.parametrize('shape, kernel, padding, stride', convolution_cases.CASES)
 def test_forward_and_both_gradients_equal_xla(shape, kernel, padding, stride):
   x, w = random_case(shape, kernel)
   assert onednn_convolution.handles(x, w, stride, padding)
