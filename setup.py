@@ -30,23 +30,27 @@ ONEDNN_VERSION = '2023.2.0'
 ON_X86_LINUX = "platform_system == 'Linux' and platform_machine == 'x86_64'"
 
 
-def onednn_extensions() -> list[setuptools.Extension]:
-  """oneDNN's convolutions as XLA custom calls, built where the build requirements (pyproject.toml) give the
-  headers of oneDNN and of XLA's FFI; optional, so that without a C++ compiler XLA convolves instead."""
+def native_extensions() -> list[setuptools.Extension]:
+  """The XLA custom calls in landmarks_jax/native, built against the headers of XLA's FFI (in jaxlib) and, for
+  the convolutions, oneDNN's, which the build requirements (pyproject.toml) give; optional, so that without a
+  C++ compiler the install succeeds and XLA computes the same things."""
+  jaxlib = importlib.util.find_spec('jaxlib')
+  if jaxlib is None or jaxlib.origin is None:
+    return []
+  ffi_include = str(pathlib.Path(jaxlib.origin).parent / 'include')
+  flags = ['-std=c++17', '-O3', '-Wno-return-type']
+  extensions = [setuptools.Extension(
+      'landmarks_jax.model._sparse_resize_ffi', ['landmarks_jax/native/sparse_resize.cc'],
+      include_dirs=[ffi_include], language='c++', extra_compile_args=flags, optional=True)]
   try:
     header = next(f for f in importlib.metadata.distribution('onednn-devel-cpu-gomp').files or []
                   if str(f).endswith('oneapi/dnnl/dnnl.hpp'))
-    jaxlib = importlib.util.find_spec('jaxlib')
   except (importlib.metadata.PackageNotFoundError, StopIteration):
-    return []
-  if jaxlib is None or jaxlib.origin is None:
-    return []
+    return extensions
   onednn_include = pathlib.Path(header.locate()).resolve().parents[2]  # include/oneapi/dnnl/dnnl.hpp
-  ffi_include = pathlib.Path(jaxlib.origin).parent / 'include'
-  return [setuptools.Extension(
+  return extensions + [setuptools.Extension(
       'landmarks_jax.model._onednn_ffi', ['landmarks_jax/native/onednn_convolution.cc'],
-      include_dirs=[str(onednn_include), str(ffi_include)], language='c++',
-      extra_compile_args=['-std=c++17', '-O2', '-Wno-return-type'], optional=True)]
+      include_dirs=[str(onednn_include), ffi_include], language='c++', extra_compile_args=flags, optional=True)]
 
 
 setuptools.setup(
@@ -59,7 +63,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['landmarks_jax', 'landmarks_jax.*']) + [
         f'landmarks_jax.{name}' for name in SUBPACKAGE_FOLDERS],
     package_dir={f'landmarks_jax.{name}': name for name in SUBPACKAGE_FOLDERS},
-    ext_modules=onednn_extensions(),
+    ext_modules=native_extensions(),
     install_requires=JAX_STACK + [
         # clu's metric writers and periodic actions import TensorFlow and TensorBoard.
         'tensorflow-cpu==2.21.0',

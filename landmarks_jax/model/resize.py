@@ -2,7 +2,8 @@
 
 `jax.image.resize` antialiases when it shrinks and knows no `align_corners=True`; the original needs both
 bilinear variants without antialiasing and torch's nearest rule, so each resize here is a product with small
-constant interpolation matrices, one per spatial axis (NHWC arrays).
+constant interpolation matrices, one per spatial axis (NHWC arrays). On CPUs a custom call applies only the
+matrices' nonzero entries (`sparse_resize.py`); a resize to the same size returns its input.
 """
 
 import functools
@@ -10,6 +11,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from landmarks_jax.model import sparse_resize
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,6 +43,10 @@ def nearest_matrix(in_size: int, out_size: int) -> np.ndarray:
 
 
 def _apply(x: jax.Array, rows: np.ndarray, cols: np.ndarray) -> jax.Array:
+  if rows.shape[0] == rows.shape[1] and cols.shape[0] == cols.shape[1]:
+    return x  # the same size: both rules sample each pixel at its own place
+  if sparse_resize.handles(x):
+    return sparse_resize.resize(x, sparse_resize.Taps.of(rows), sparse_resize.Taps.of(cols))
   precision = jax.lax.Precision.HIGHEST
   x = jnp.einsum('oh,bhwc->bowc', rows.astype(x.dtype), x, precision=precision)
   return jnp.einsum('pw,bowc->bopc', cols.astype(x.dtype), x, precision=precision)
