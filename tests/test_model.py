@@ -1,6 +1,8 @@
 """The model's structure and building blocks: parameter counts of the original, spectral norm, resizing."""
 
 import functools
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,7 @@ from landmarks_jax.configs import test as test_config
 from landmarks_jax.model import initialization
 from landmarks_jax.model import resize
 from landmarks_jax.model import spectral_norm
+from landmarks_jax.model import vgg
 from landmarks_jax.model.discriminator import MultiscaleDiscriminator
 from landmarks_jax.model.landmark_model import model_from_config
 
@@ -128,6 +131,20 @@ def test_avg_pool_excludes_padding():
   ramp = jnp.arange(4.0).reshape(1, 1, 4, 1) * jnp.ones((1, 4, 1, 1))
   pooled = resize.avg_pool_3x3_s2_exclude_pad(ramp)
   np.testing.assert_allclose(pooled[0, 0, :, 0], [0.5, 2.0])
+
+
+@pytest.mark.parametrize('shape', [(2, 8, 8, 3), (1, 7, 9, 2)])
+def test_vgg_max_pool_is_torchs_with_the_same_gradient_after_relu(shape):
+  # torch's MaxPool2d(2) drops an odd last row or column and sends a window's gradient to its maximum; after a
+  # ReLU, the only ties are zeros, whose gradient the ReLU stops whichever way a pool splits it.
+  x = jax.random.normal(jax.random.PRNGKey(0), shape)
+  x = x.at[0, :2, :2, 0].set(0.0)  # a window of tied zeros
+  relu_then_pool = lambda x: vgg._max_pool(jax.nn.relu(x))  # pylint: disable=protected-access
+  relu_then_flax_pool = lambda x: nn.max_pool(jax.nn.relu(x), (2, 2), strides=(2, 2))
+  np.testing.assert_array_equal(relu_then_pool(x), relu_then_flax_pool(x))
+  y, vjp = jax.vjp(relu_then_pool, x)
+  grad_y = jax.random.normal(jax.random.PRNGKey(1), y.shape)
+  np.testing.assert_array_equal(vjp(grad_y)[0], jax.vjp(relu_then_flax_pool, x)[1](grad_y)[0])
 
 
 def test_gaussian_mask_is_the_union_of_the_landmark_gaussians_and_has_no_network():

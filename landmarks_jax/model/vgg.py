@@ -21,7 +21,13 @@ def conv_names(layout: str) -> list[str]:
 
 
 def _max_pool(x: jax.Array) -> jax.Array:
-  return nn.max_pool(x, (2, 2), strides=(2, 2))
+  """2x2 max pool, stride 2, an odd last row or column dropped (torch's MaxPool2d(2)), as a reshape and a
+  maximum: XLA fuses that maximum's gradient into its neighbours, where `nn.max_pool`'s (a select-and-scatter)
+  becomes index arrays as large as the input. The two split tied maxima differently, but the pools follow ReLUs,
+  whose gradient is zero where ties occur (at 0)."""
+  b, h, w, c = x.shape
+  x = x[:, :h - h % 2, :w - w % 2]
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
 class VGGFeatures(nn.Module):
