@@ -11,13 +11,13 @@ not supported by the processor, or where LANDMARKS_JAX_ONEDNN=0 is set, convolut
 import ctypes
 import functools
 import importlib.metadata
-import importlib.util
 import logging
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from landmarks_jax.model import native_calls
 
 DISABLE_VARIABLE = 'LANDMARKS_JAX_ONEDNN'
 LIBRARY_DISTRIBUTION = 'onednn-cpu-gomp'
@@ -30,8 +30,8 @@ TARGETS = {
 }
 
 
-def _load_extension() -> ctypes.CDLL:
-  """Loads oneDNN (its symbols global, for the extension to find) and then the compiled custom calls."""
+def _load_onednn() -> None:
+  """Loads oneDNN, its symbols global, for the compiled custom calls to find."""
   try:
     files = importlib.metadata.distribution(LIBRARY_DISTRIBUTION).files or []
   except importlib.metadata.PackageNotFoundError as error:
@@ -39,27 +39,15 @@ def _load_extension() -> ctypes.CDLL:
   library = next((f for f in files if f.name.startswith('libdnnl.so')), None)
   if library is None:
     raise OSError(f'the {LIBRARY_DISTRIBUTION} package has no libdnnl.so')
-  spec = importlib.util.find_spec(EXTENSION_MODULE)
-  if spec is None or spec.origin is None:
-    raise OSError(f'{EXTENSION_MODULE} was not built (reinstall landmarks_jax with a C++ compiler present)')
   ctypes.CDLL(str(library.locate()), mode=ctypes.RTLD_GLOBAL)
-  return ctypes.CDLL(spec.origin)
 
 
 @functools.cache
 def _registered() -> bool:
   """Whether the custom calls are loaded and registered with XLA (once per process)."""
-  if os.environ.get(DISABLE_VARIABLE, '') == '0':
-    return False
-  try:
-    extension = _load_extension()
-  except OSError as error:
-    logging.info('oneDNN convolutions unavailable, XLA convolves instead: %s', error)
-    return False
-  for target, symbol in TARGETS.items():
-    jax.ffi.register_ffi_target(target_name(target), jax.ffi.pycapsule(getattr(extension, symbol)),
-                                platform='cpu')
-  return True
+  return native_calls.register(EXTENSION_MODULE, {target_name(t): symbol for t, symbol in TARGETS.items()},
+                               DISABLE_VARIABLE, 'oneDNN convolutions unavailable, XLA convolves instead',
+                               preload=_load_onednn)
 
 
 def target_name(target: str) -> str:

@@ -8,16 +8,14 @@ matrices. Where it is not built, for dtypes other than float32 and bfloat16, off
 LANDMARKS_JAX_SPARSE_RESIZE=0, `resize.py` keeps its dense products.
 """
 
-import ctypes
 import functools
-import importlib.util
-import logging
-import os
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from landmarks_jax.model import native_calls
 
 DISABLE_VARIABLE = 'LANDMARKS_JAX_SPARSE_RESIZE'
 EXTENSION_MODULE = 'landmarks_jax.model._sparse_resize_ffi'
@@ -54,16 +52,8 @@ class Taps(NamedTuple):
 @functools.cache
 def _registered() -> bool:
   """Whether the custom call is built, loaded and registered with XLA (once per process)."""
-  if os.environ.get(DISABLE_VARIABLE, '') == '0':
-    return False
-  spec = importlib.util.find_spec(EXTENSION_MODULE)
-  if spec is None or spec.origin is None:
-    logging.info('%s was not built (no C++ compiler at install time): resizes are dense products',
-                 EXTENSION_MODULE)
-    return False
-  extension = ctypes.CDLL(spec.origin)
-  jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(extension.LandmarksSparseResize), platform='cpu')
-  return True
+  return native_calls.register(EXTENSION_MODULE, {TARGET: 'LandmarksSparseResize'}, DISABLE_VARIABLE,
+                               'sparse resizes unavailable, resizes are dense products')
 
 
 def handles(x: jax.Array) -> bool:
