@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from landmarks_jax.model import native_calls
 from landmarks_jax.model import resize
 from landmarks_jax.model import sparse_resize
 
@@ -27,11 +28,6 @@ CASES = [
     ((1, 9, 6, 2), lambda x: resize.resize_bilinear(x, (5, 13), align_corners=False)),
     ((1, 9, 6, 2), lambda x: resize.resize_nearest(x, (4, 11))),
 ]
-
-
-def dense_resize(fn, x):
-  """The same resize with the call switched off: the dense products in float64, on numpy's side."""
-  return np.asarray(jax.jit(fn)(np.asarray(x, np.float64)))
 
 
 def custom_call_in(fn, x) -> bool:
@@ -104,3 +100,15 @@ def test_matrices_that_do_not_fit_the_input_are_refused():
   reads_past_the_end = sparse_resize.Taps(6, (0, 1), (7,), (1.0,))
   with pytest.raises(Exception, match='the matrices do not match the input and output shapes'):
     jax.block_until_ready(sparse_resize.resize(jnp.ones((1, 6, 6, 1)), reads_past_the_end, cols))
+
+
+def test_the_environment_variable_turns_it_off(monkeypatch):
+  monkeypatch.setenv(sparse_resize.DISABLE_VARIABLE, '0')
+  assert not sparse_resize._registered.__wrapped__()  # pylint: disable=protected-access
+
+
+def test_an_extension_that_was_not_built_is_reported_and_not_registered(caplog):
+  caplog.set_level('INFO')
+  assert not native_calls.register('landmarks_jax.model._never_built', {'unused': 'Unused'}, 'UNSET_VARIABLE',
+                                   'no such calls')
+  assert 'no such calls: landmarks_jax.model._never_built was not built' in caplog.text
