@@ -30,6 +30,8 @@ import numpy as np
 from landmarks_jax import config_checks
 from landmarks_jax import device_layout
 from landmarks_jax import distributed
+from landmarks_jax import host_allocator
+from landmarks_jax import original_step
 from landmarks_jax import train_state as train_state_lib
 from landmarks_jax import train_step as train_step_lib
 from landmarks_jax import vgg_weights
@@ -53,6 +55,10 @@ def define_flags() -> None:
                      'utilisation (0: from the table of known devices).')
   flags.DEFINE_string('original', '', 'A checkout of NVIDIA/UnsupervisedLandmarkLearning: also time its step '
                       'at the same sizes on this machine (needs the torch extra) and print both.')
+  flags.DEFINE_enum('original_malloc', 'defaults', list(original_step.MALLOC_CHOICES), "With --original: the "
+                    "original's process runs with the C library's malloc defaults, as it does on its own, or with "
+                    'the settings this package applies to its own (host_allocator.py), which times the two '
+                    'computations like for like.')
   flags.mark_flag_as_required('config')
 
 
@@ -298,6 +304,7 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
       'compilation_cache_dir': jax.config.jax_compilation_cache_dir or None,
       'profile_dir': profile_dir or None,
       'jax_version': jax.__version__,
+      'malloc': host_allocator.settings(),
   }
   if with_breakdown:
     result['breakdown'] = breakdown(config, host_state, host_vgg, host_batch, num_steps)
@@ -308,17 +315,19 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  if FLAGS.original:
+    original_step.models_folder(FLAGS.original)  # a wrong path fails before our step is timed
   distributed.initialize(FLAGS.config)
   result = benchmark(FLAGS.config, FLAGS.num_steps, FLAGS.warmup, FLAGS.profile_dir, FLAGS.profile_steps,
                      FLAGS.breakdown, FLAGS.peak_tflops)
   if FLAGS.original:
-    from landmarks_jax import original_step  # pylint: disable=g-import-not-at-top
-    original = original_step.time_original_step(FLAGS.original, FLAGS.config, result['global_batch'],
-                                                 FLAGS.num_steps)
+    original = original_step.time_in_subprocess(FLAGS.original, FLAGS.config, result['global_batch'],
+                                                FLAGS.num_steps, FLAGS.original_malloc)
     result['original'] = original
     result['speedup_over_original'] = round(original['median_step_seconds'] / result['median_step_seconds'], 3)
     print(f'step at batch {result["global_batch"]}: ours {result["median_step_seconds"]:.3f} s, the original '
-          f'{original["median_step_seconds"]:.3f} s ({result["speedup_over_original"]:.2f} x)', flush=True)
+          f'{original["median_step_seconds"]:.3f} s ({result["speedup_over_original"]:.2f} x; malloc settings: ours '
+          f'{result["malloc"]}, the original {original["malloc"]})', flush=True)
   print(json.dumps(result), flush=True)
 
 

@@ -30,6 +30,8 @@ M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 SETTINGS = ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, -1))
 
+_applied_here = False
+
 
 def computes_on_cpu(environ: Mapping[str, str]) -> bool:
   """Whether JAX will compute on the CPU: JAX_PLATFORMS says so, or no accelerator plugin is installed."""
@@ -70,3 +72,14 @@ def configure(environ: Mapping[str, str] = os.environ, libc: Any | None = None) 
   if libc is None:
     return False
   return all(libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)) == 1 for parameter, value in SETTINGS)
+
+
+def configure_this_process() -> None:
+  """`configure` on this process's environment and C library, remembered for `settings`."""
+  global _applied_here
+  _applied_here = configure()
+
+
+def settings() -> str:
+  """Which malloc settings this process runs with, for benchmark reports: 'ours', or the C library's 'defaults'."""
+  return 'ours' if _applied_here else 'defaults'

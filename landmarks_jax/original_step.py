@@ -6,21 +6,35 @@ inputs. Nothing of the original is copied here; its `models` package is imported
 NVIDIA/UnsupervisedLandmarkLearning) and run on the CPU: its `.cuda()` calls are made no-ops while it is
 built. The VGG19 has random weights (the step's cost does not depend on them, and nothing is downloaded); when
 torchvision is not installed, a stand-in builds torchvision's VGG19 layer layout. Needs the `torch` extra.
+
+It runs in a process of its own (`time_in_subprocess`), by default with malloc as the original has it (this
+package changes it on import: host_allocator.py), so that neither step shares the other's threads, memory or
+settings.
 """
 
 import contextlib
 import importlib.util
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import types
 from typing import Any
 
+from landmarks_jax import host_allocator
+
 # torchvision's VGG19 'features': the output widths of its 3x3 convolutions, 'M' a 2x2 max pool.
 VGG19_LAYOUT = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512,
                 'M')
 PACKAGE = 'landmarks_original_models'
+# The config entries the original's step is built from.
+CONFIG_FIELDS = ('n_landmarks', 'n_filters', 'use_identity_covariance', 'fixed_covar', 'img_size', 'use_fg_bg_mask',
+                 'low_res_mask', 'nsf', 'naf', 'ngc', 'reduced_w', 'use_gan', 'ndf', 'n_layers_D', 'no_lsgan', 'num_D',
+                 'learning_rate', 'weight_decay', 'use_vgg', 'vgg_lambda', 'no_grad_clip')
+# The malloc settings the original's process may run with: the C library's defaults, or this package's.
+MALLOC_CHOICES = ('defaults', 'ours')
 
 
 def _torchvision_stand_in(torch) -> types.ModuleType:
@@ -55,13 +69,19 @@ def _on_the_cpu(torch):
     torch.Tensor.cuda, torch.nn.Module.cuda, torch.cuda.current_device = saved
 
 
-def import_models(checkout: str):
-  """The checkout's `models` package (imported under a name of its own, with the torchvision stand-in)."""
-  import torch  # pylint: disable=g-import-not-at-top
+def models_folder(checkout: str) -> str:
+  """The checkout's `models` folder; a clear error where `checkout` is not a clone of the original."""
   folder = os.path.join(os.path.abspath(os.path.expanduser(checkout)), 'models')
   if not os.path.isfile(os.path.join(folder, 'part_factorized_model.py')):
     raise FileNotFoundError(f'{checkout} is not a checkout of NVIDIA/UnsupervisedLandmarkLearning: '
                             f'{folder}/part_factorized_model.py is missing. Pass the folder of a clone.')
+  return folder
+
+
+def import_models(checkout: str):
+  """The checkout's `models` package (imported under a name of its own, with the torchvision stand-in)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  folder = models_folder(checkout)
   saved = {name: sys.modules.get(name) for name in ('torchvision', 'torchvision.models')}
   stand_in = _torchvision_stand_in(torch)
   sys.modules['torchvision'], sys.modules['torchvision.models'] = stand_in, stand_in.models
@@ -132,3 +152,33 @@ def time_original_step(checkout: str, config: Any, batch_size: int, num_steps: i
   return {'median_step_seconds': round(median, 4), 'images_per_second': round(batch_size / median, 4),
           'step_seconds': [round(s, 4) for s in seconds], 'torch_version': torch.__version__,
           'torch_threads': torch.get_num_threads()}
+
+
+def time_in_subprocess(checkout: str, config: Any, batch_size: int, num_steps: int, malloc: str = 'defaults') -> dict:
+  """`time_original_step` in a process of its own, with the C library's malloc defaults or this package's
+  settings (host_allocator.py); its result names those it ran with ('malloc')."""
+  if malloc not in MALLOC_CHOICES:
+    raise ValueError(f'malloc must be one of {MALLOC_CHOICES}, not {malloc!r}')
+  models_folder(checkout)
+  environ = dict(os.environ)
+  if malloc == 'defaults':
+    environ[host_allocator.KEEP_DEFAULTS_VARIABLE] = '1'
+  options = json.dumps({name: config[name] for name in CONFIG_FIELDS})
+  command = [sys.executable, '-m', 'landmarks_jax.original_step', checkout, options, str(batch_size), str(num_steps)]
+  finished = subprocess.run(command, env=environ, capture_output=True, text=True, check=False)
+  if finished.returncode != 0:
+    raise RuntimeError(f"The original's step failed (exit status {finished.returncode}):\n{finished.stderr[-4000:]}")
+  return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> None:
+  """python -m landmarks_jax.original_step CHECKOUT CONFIG_JSON BATCH_SIZE NUM_STEPS: prints one JSON line."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  checkout, options, batch_size, num_steps = argv
+  config = ml_collections.ConfigDict(json.loads(options))
+  result = time_original_step(checkout, config, int(batch_size), int(num_steps))
+  print(json.dumps(dict(result, malloc=host_allocator.settings())), flush=True)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1:])
