@@ -326,8 +326,8 @@ def main(argv: Sequence[str]) -> None:
     result['original'] = original
     result['speedup_over_original'] = round(original['median_step_seconds'] / result['median_step_seconds'], 3)
     print(f'step at batch {result["global_batch"]}: ours {result["median_step_seconds"]:.3f} s, the original '
-          f'{original["median_step_seconds"]:.3f} s ({result["speedup_over_original"]:.2f} x; malloc settings: ours '
-          f'{result["malloc"]}, the original {original["malloc"]})', flush=True)
+          f'{original["median_step_seconds"]:.3f} s ({result["speedup_over_original"]:.2f} x; malloc settings: '
+          f'{result["malloc"]} here, {original["malloc"]} for the original)', flush=True)
   print(json.dumps(result), flush=True)
 
 
