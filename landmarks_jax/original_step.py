@@ -174,6 +174,8 @@ def time_in_subprocess(checkout: str, config: Any, batch_size: int, num_steps: i
 def main(argv: list[str]) -> None:
   """python -m landmarks_jax.original_step CHECKOUT CONFIG_JSON BATCH_SIZE NUM_STEPS: prints one JSON line."""
   import ml_collections  # pylint: disable=g-import-not-at-top
+  if len(argv) != 4:
+    raise SystemExit(main.__doc__.split(':')[0] + ' (bench --original runs it)')
   checkout, options, batch_size, num_steps = argv
   config = ml_collections.ConfigDict(json.loads(options))
   result = time_original_step(checkout, config, int(batch_size), int(num_steps))

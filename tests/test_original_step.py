@@ -77,3 +77,8 @@ def test_the_originals_own_error_is_reported(checkout):
 def test_an_unknown_malloc_choice_is_refused(checkout):
   with pytest.raises(ValueError, match='malloc must be one of'):
     original_step.time_in_subprocess(checkout, tiny_config(), batch_size=2, num_steps=1, malloc='jemalloc')
+
+
+def test_the_subprocess_command_without_its_arguments_prints_its_usage():
+  with pytest.raises(SystemExit, match='CHECKOUT CONFIG_JSON BATCH_SIZE NUM_STEPS'):
+    original_step.main([])
