@@ -2,8 +2,8 @@
 
 On processors with AVX2 but no AVX-512 (measured on an AMD EPYC), XLA's YNNPACK convolution fusions run a pair
 of 3x3 convolutions at 21 GFLOP/s against 87 without them, and the BBC Pose training step takes 86 s against
-29. With AVX-512 (measured on an Intel Xeon) the fusions are as fast or faster, so they stay on there. The
-package applies this when it is imported, unless:
+29. With AVX-512 (measured on an Intel Xeon and an AMD EPYC) the fusions are as fast or faster, so they stay
+on there. The package applies this when it is imported, unless:
 - XLA_FLAGS already names the setting (a user's own choice always wins), or
 - LANDMARKS_JAX_XLA_DEFAULTS=1 is set, which leaves XLA's own defaults alone.
 A process that initialised JAX's CPU backend before importing landmarks_jax keeps the settings it started with.
