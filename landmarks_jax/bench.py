@@ -28,6 +28,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from landmarks_jax import config_checks
+from landmarks_jax import cpu_settings
 from landmarks_jax import device_layout
 from landmarks_jax import distributed
 from landmarks_jax import host_allocator
@@ -305,11 +306,18 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
       'profile_dir': profile_dir or None,
       'jax_version': jax.__version__,
       'malloc': host_allocator.settings(),
+      'host_cpu': cpu_settings.host_cpu(),
   }
   if with_breakdown:
     result['breakdown'] = breakdown(config, host_state, host_vgg, host_batch, num_steps)
   result['peak_host_memory_mib'] = round(peak_host_memory_mib(), 1)
   return result
+
+
+def _describe(cpu: dict) -> str:
+  """The processor in words, as a side-by-side figure is quoted."""
+  return (f'{cpu["model_name"]}, family {cpu["family"]} model {cpu["model"]}, '
+          f'{"with" if cpu["avx512"] else "no"} AVX-512')
 
 
 def main(argv: Sequence[str]) -> None:
@@ -327,7 +335,8 @@ def main(argv: Sequence[str]) -> None:
     result['speedup_over_original'] = round(original['median_step_seconds'] / result['median_step_seconds'], 3)
     print(f'step at batch {result["global_batch"]}: ours {result["median_step_seconds"]:.3f} s, the original '
           f'{original["median_step_seconds"]:.3f} s ({result["speedup_over_original"]:.2f} x; malloc settings: '
-          f'{result["malloc"]} here, {original["malloc"]} for the original)', flush=True)
+          f'{result["malloc"]} here, {original["malloc"]} for the original; {_describe(result["host_cpu"])})',
+          flush=True)
   print(json.dumps(result), flush=True)
 
 

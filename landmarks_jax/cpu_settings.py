@@ -15,16 +15,38 @@ KEEP_DEFAULTS_VARIABLE = 'LANDMARKS_JAX_XLA_DEFAULTS'
 YNN_FUSIONS = '--xla_cpu_experimental_ynn_fusion_type'
 
 
-def cpu_features(cpuinfo: str = '/proc/cpuinfo') -> set[str]:
-  """The instruction-set flags of the first processor listed in /proc/cpuinfo (empty when unreadable)."""
+def _first_processor(cpuinfo: str) -> dict[str, str]:
+  """The fields of the first processor listed in /proc/cpuinfo (empty when unreadable)."""
+  fields = {}
   try:
     with open(cpuinfo) as f:
       for line in f:
-        if line.startswith('flags'):
-          return set(line.split(':', 1)[1].split())
+        if not line.strip():
+          if fields:
+            break
+          continue
+        key, _, value = line.partition(':')
+        fields[key.strip()] = value.strip()
   except OSError:
     pass
-  return set()
+  return fields
+
+
+def cpu_features(cpuinfo: str = '/proc/cpuinfo') -> set[str]:
+  """The instruction-set flags of the first processor listed in /proc/cpuinfo (empty when unreadable)."""
+  return set(_first_processor(cpuinfo).get('flags', '').split())
+
+
+def host_cpu(cpuinfo: str = '/proc/cpuinfo') -> dict:
+  """The processor a CPU timing came from, for benchmark reports: timings of one kind of machine do not carry
+  to another, and the model name alone does not tell AMD EPYCs with and without AVX-512 apart."""
+  fields = _first_processor(cpuinfo)
+  return {
+      'model_name': fields.get('model name', 'unknown'),
+      'family': fields.get('cpu family', 'unknown'),
+      'model': fields.get('model', 'unknown'),
+      'avx512': 'avx512f' in fields.get('flags', '').split(),
+  }
 
 
 def recommended_flags(features: set[str]) -> list[str]:

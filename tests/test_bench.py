@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from landmarks_jax import bench
+from landmarks_jax import cpu_settings
 from landmarks_jax.configs import test as test_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,6 +92,7 @@ def test_prints_one_json_line_with_the_configs_shape(run):
   assert figures['vgg_weights'] == 'random'
   assert figures['compute_dtype'] == 'float32'
   assert figures['peak_tflops_per_device'] == 'unknown' and figures['utilization'] == 'unknown'  # a CPU
+  assert figures['host_cpu'] == cpu_settings.host_cpu()  # the machine a timing came from
 
 
 def test_step_times_and_rates_are_consistent(run):

@@ -37,3 +37,14 @@ def test_a_users_own_setting_and_the_opt_out_win(cpuinfo):
   assert environ['XLA_FLAGS'] == '--xla_cpu_experimental_ynn_fusion_type=individual_convolution'
   environ = {cpu_settings.KEEP_DEFAULTS_VARIABLE: '1'}
   assert cpu_settings.configure(environ, cpuinfo(AVX2_ONLY)) == [] and 'XLA_FLAGS' not in environ
+
+
+def test_host_cpu_names_the_first_processor_and_its_avx512(cpuinfo, tmp_path):
+  two = ('processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n'
+         'flags\t\t: fpu avx2 avx512f\n\nprocessor\t: 1\nmodel name\t: Other\nflags\t\t: fpu avx2\n')
+  assert cpu_settings.host_cpu(cpuinfo(two)) == {'model_name': 'AMD EPYC', 'family': '25', 'model': '17',
+                                                 'avx512': True}
+  assert cpu_settings.cpu_features(cpuinfo(two)) == {'fpu', 'avx2', 'avx512f'}
+  assert cpu_settings.host_cpu(cpuinfo(AVX2_ONLY))['avx512'] is False
+  assert cpu_settings.host_cpu(str(tmp_path / 'missing')) == {'model_name': 'unknown', 'family': 'unknown',
+                                                              'model': 'unknown', 'avx512': False}
