@@ -50,7 +50,8 @@ def native_extensions() -> list[setuptools.Extension]:
   onednn_include = pathlib.Path(header.locate()).resolve().parents[2]  # include/oneapi/dnnl/dnnl.hpp
   return extensions + [setuptools.Extension(
       'landmarks_jax.model._onednn_ffi', ['landmarks_jax/native/onednn_convolution.cc'],
-      include_dirs=[str(onednn_include), ffi_include], language='c++', extra_compile_args=flags, optional=True)]
+      include_dirs=[str(onednn_include), ffi_include], libraries=['gomp'], language='c++',
+      extra_compile_args=flags, optional=True)]
 
 
 setuptools.setup(

@@ -14,4 +14,5 @@ CASES = [
     ((2, 16, 12, 6, 3), 3, 1, 1),   # the generator's 128 -> 64 and 128 -> 32 in small
     ((2, 10, 10, 5, 2), 4, 2, 1),   # 4x4 with padding 2
     ((1, 7, 9, 4, 2), 1, 1, 1),     # padding beyond the kernel: the output gradient is cropped
+    ((6, 9, 7, 3, 4), 3, 1, 1),     # a batch that oneDNN convolves in parts (kernel gradients summed)
 ]

@@ -4,8 +4,10 @@ XLA:CPU runs the generator's convolutions, forward and backward, at 60 to 200 GF
 Intel test machine; oneDNN (Intel's library, which PyTorch uses) runs the same ones at 220 to 390 in float32,
 and in bfloat16 uses the processor's AMX units where it has them (1,400 to 2,300). The custom calls are
 compiled at install time from `native/onednn_convolution.cc` against the `onednn-cpu-gomp` wheel's library,
-which is loaded here when first needed. Where that library or the compiled calls are missing, where a dtype is
-not supported by the processor, or where LANDMARKS_JAX_ONEDNN=0 is set, convolutions stay XLA's.
+which is loaded here when first needed. Each call splits its batch into parts that oneDNN convolves on one
+thread each, on XLA's own intra-op threads, so that convolutions and XLA's other work share the cores rather
+than contend for them. Where that library or the compiled calls are missing, where a dtype is not supported by
+the processor, or where LANDMARKS_JAX_ONEDNN=0 is set, convolutions stay XLA's.
 """
 
 import ctypes

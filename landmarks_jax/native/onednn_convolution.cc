@@ -2,17 +2,29 @@
 // 2D convolution on NHWC images with an HWIO kernel, float32 or bfloat16, symmetric padding, equal strides.
 // XLA:CPU runs these at a half to a fifth of oneDNN's rate (its kernel gradients worst of all), and oneDNN
 // uses AMX for bfloat16 where the processor has it.
+//
+// Each call splits its batch into parts that oneDNN convolves single-threaded, on the calling thread and on
+// whichever threads of XLA's intra-op pool are free. oneDNN's own OpenMP threads would contend for the cores
+// with XLA's work beside the call; in parts, the convolutions and XLA's work share XLA's threads instead, and two
+// convolutions can run at once.
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
+
+// OpenMP, which oneDNN runs on: each thread that convolves asks it for one thread.
+extern "C" void omp_set_num_threads(int);
 
 namespace ffi = xla::ffi;
 
@@ -33,10 +45,12 @@ struct Shapes {
 
 enum class Pass { kForward, kInputGradient, kKernelGradient };
 
-// One compiled primitive and the kernel layout it wants (reordered to and from HWIO around each call).
+// One compiled primitive, the kernel layout it wants (reordered to and from HWIO around each call) and the
+// scratch memory it needs (given per execution, so that parts can run at once).
 struct Compiled {
   dnnl::primitive primitive;
   memory::desc kernel_layout;
+  memory::desc scratchpad;
 };
 
 dnnl::engine& Engine() {
@@ -57,24 +71,28 @@ Compiled Compile(Pass pass, const Shapes& s) {
   const memory::desc image(s.image, s.type, memory::format_tag::nhwc);
   const memory::desc kernel(s.kernel, s.type, memory::format_tag::any);
   const memory::desc output(s.output, s.type, memory::format_tag::nhwc);
+  dnnl::primitive_attr attributes;
+  attributes.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   // The gradients' primitives take the forward one as a hint.
   const dnnl::convolution_forward::primitive_desc forward(
       Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, image, kernel, output,
-      s.strides, s.padding_l, s.padding_r);
+      s.strides, s.padding_l, s.padding_r, attributes);
   switch (pass) {
     case Pass::kForward:
-      return {dnnl::convolution_forward(forward), forward.weights_desc()};
+      return {dnnl::convolution_forward(forward), forward.weights_desc(), forward.scratchpad_desc()};
     case Pass::kInputGradient: {
       dnnl::convolution_backward_data::primitive_desc pd(Engine(), dnnl::algorithm::convolution_direct, image,
                                                          kernel, output, s.strides, s.padding_l, s.padding_r,
-                                                         forward);
-      return {dnnl::convolution_backward_data(pd), pd.weights_desc()};
+                                                         forward, attributes);
+      return {dnnl::convolution_backward_data(pd), pd.weights_desc(), pd.scratchpad_desc()};
     }
     case Pass::kKernelGradient: {
+      // In float32 whatever the images' type: the parts' kernel gradients are summed before rounding.
+      const memory::desc summed(s.kernel, memory::data_type::f32, memory::format_tag::any);
       dnnl::convolution_backward_weights::primitive_desc pd(Engine(), dnnl::algorithm::convolution_direct,
-                                                            image, kernel, output, s.strides, s.padding_l,
-                                                            s.padding_r, forward);
-      return {dnnl::convolution_backward_weights(pd), pd.diff_weights_desc()};
+                                                            image, summed, output, s.strides, s.padding_l,
+                                                            s.padding_r, forward, attributes);
+      return {dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(), pd.scratchpad_desc()};
     }
   }
   throw std::logic_error("unknown pass");
@@ -139,37 +157,120 @@ ffi::ErrorOr<Shapes> Describe(ffi::DataType type, const Operand& image, const Op
   return s;
 }
 
-// Runs one pass on one group; `kernel_data` is the HWIO kernel (read, or written by the kernel gradient).
-void RunOne(Pass pass, const Shapes& s, void* image_data, void* kernel_data, void* output_data) {
-  const Compiled& compiled = Cached(pass, s);
+// The parts of one call, shared with the tasks it schedules on XLA's pool. A task may start after the call has
+// returned: it holds this by shared_ptr and touches nothing else unless it claims a part.
+struct Parts {
+  std::function<void(int64_t)> run;
+  int64_t count = 0;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  std::mutex lock;
+  std::condition_variable finished;
+  std::string error;
+
+  // Claims and runs parts until none are left.
+  void Work() {
+    omp_set_num_threads(1);
+    for (int64_t part; (part = next.fetch_add(1)) < count;) {
+      try {
+        run(part);
+      } catch (const dnnl::error& e) {
+        std::lock_guard<std::mutex> guard(lock);
+        error = e.what();
+      }
+      if (done.fetch_add(1) + 1 == count) {
+        std::lock_guard<std::mutex> guard(lock);
+        finished.notify_all();
+      }
+    }
+  }
+};
+
+// Runs parts 0 to count - 1 of `run` on this thread and on the pool's free threads; the error, if any.
+std::string RunInParts(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_t)> run) {
+  auto parts = std::make_shared<Parts>();
+  parts->run = std::move(run);
+  parts->count = count;
+  for (int64_t helper = 1; helper < std::min(count, pool.num_threads()); ++helper) {
+    pool.Schedule([parts] { parts->Work(); });
+  }
+  parts->Work();
+  std::unique_lock<std::mutex> guard(parts->lock);
+  parts->finished.wait(guard, [&] { return parts->done.load() == parts->count; });
+  return parts->error;
+}
+
+// How many equal parts a batch is split into: up to two per thread (so that a thread that frees up late still
+// takes some), one per thread for kernel gradients (each part sums into a kernel of its own).
+int64_t PartCount(Pass pass, int64_t batch, int64_t threads) {
+  const int64_t most = std::max<int64_t>(1, pass == Pass::kKernelGradient ? threads : 2 * threads);
+  int64_t count = std::min(batch, most);
+  while (batch % count != 0) --count;
+  return count;
+}
+
+// Runs one pass on one group, in parts over the batch; `kernel_data` is the HWIO kernel (read, or written by the
+// kernel gradient).
+void RunOne(ffi::ThreadPool& pool, Pass pass, const Shapes& s, char* image_data, void* kernel_data,
+            char* output_data, int64_t bytes) {
+  omp_set_num_threads(1);  // before the primitive is built: oneDNN sizes its work to the threads it may use
+  const int64_t count = PartCount(pass, s.image[0], pool.num_threads());
+  Shapes part = s;
+  part.image[0] = part.output[0] = s.image[0] / count;
+  const Compiled& compiled = Cached(pass, part);
+  const int64_t image_step = part.image[0] * part.image[1] * part.image[2] * part.image[3] * bytes;
+  const int64_t output_step = part.output[0] * part.output[1] * part.output[2] * part.output[3] * bytes;
   dnnl::stream stream(Engine());
-  memory image(memory::desc(s.image, s.type, memory::format_tag::nhwc), Engine(), image_data);
-  memory output(memory::desc(s.output, s.type, memory::format_tag::nhwc), Engine(), output_data);
   memory kernel(memory::desc(s.kernel, s.type, memory::format_tag::hwio), Engine(), kernel_data);
   const bool reorder = compiled.kernel_layout != kernel.get_desc();
-  memory laid_out = reorder ? memory(compiled.kernel_layout, Engine()) : kernel;
-  if (reorder && pass != Pass::kKernelGradient) dnnl::reorder(kernel, laid_out).execute(stream, kernel, laid_out);
-  switch (pass) {
-    case Pass::kForward:
-      compiled.primitive.execute(stream, {{DNNL_ARG_SRC, image}, {DNNL_ARG_WEIGHTS, laid_out},
-                                          {DNNL_ARG_DST, output}});
-      break;
-    case Pass::kInputGradient:
-      compiled.primitive.execute(stream, {{DNNL_ARG_DIFF_SRC, image}, {DNNL_ARG_WEIGHTS, laid_out},
-                                          {DNNL_ARG_DIFF_DST, output}});
-      break;
-    case Pass::kKernelGradient:
-      compiled.primitive.execute(stream, {{DNNL_ARG_SRC, image}, {DNNL_ARG_DIFF_WEIGHTS, laid_out},
-                                          {DNNL_ARG_DIFF_DST, output}});
-      if (reorder) dnnl::reorder(laid_out, kernel).execute(stream, laid_out, kernel);
-      break;
+  // The forward pass and input gradient read one kernel; each part of the kernel gradient writes its own.
+  std::vector<memory> kernels(pass == Pass::kKernelGradient ? count : 1);
+  for (int64_t i = 0; i < static_cast<int64_t>(kernels.size()); ++i) {
+    kernels[i] = reorder || i > 0 ? memory(compiled.kernel_layout, Engine()) : kernel;
   }
+  if (reorder && pass != Pass::kKernelGradient) {
+    dnnl::reorder(kernel, kernels[0]).execute(stream, kernel, kernels[0]);
+  }
+  stream.wait();
+  const std::string error = RunInParts(pool, count, [&](int64_t i) {
+    dnnl::stream own(Engine());
+    memory image(memory::desc(part.image, s.type, memory::format_tag::nhwc), Engine(),
+                 image_data + i * image_step);
+    memory output(memory::desc(part.output, s.type, memory::format_tag::nhwc), Engine(),
+                  output_data + i * output_step);
+    memory scratch(compiled.scratchpad, Engine());
+    switch (pass) {
+      case Pass::kForward:
+        compiled.primitive.execute(own, {{DNNL_ARG_SRC, image}, {DNNL_ARG_WEIGHTS, kernels[0]},
+                                         {DNNL_ARG_DST, output}, {DNNL_ARG_SCRATCHPAD, scratch}});
+        break;
+      case Pass::kInputGradient:
+        compiled.primitive.execute(own, {{DNNL_ARG_DIFF_SRC, image}, {DNNL_ARG_WEIGHTS, kernels[0]},
+                                         {DNNL_ARG_DIFF_DST, output}, {DNNL_ARG_SCRATCHPAD, scratch}});
+        break;
+      case Pass::kKernelGradient:
+        compiled.primitive.execute(own, {{DNNL_ARG_SRC, image}, {DNNL_ARG_DIFF_WEIGHTS, kernels[i]},
+                                         {DNNL_ARG_DIFF_DST, output}, {DNNL_ARG_SCRATCHPAD, scratch}});
+        break;
+    }
+    own.wait();
+  });
+  if (!error.empty()) throw std::runtime_error(error);
+  if (pass != Pass::kKernelGradient) return;
+  // The parts' kernel gradients, in float32 and one layout: summed element by element into the first.
+  float* total = static_cast<float*>(kernels[0].get_data_handle());
+  const size_t size = compiled.kernel_layout.get_size() / sizeof(float);
+  for (int64_t i = 1; i < count; ++i) {
+    const float* other = static_cast<const float*>(kernels[i].get_data_handle());
+    for (size_t j = 0; j < size; ++j) total[j] += other[j];
+  }
+  if (reorder) dnnl::reorder(kernels[0], kernel).execute(stream, kernels[0], kernel);
   stream.wait();
 }
 
 // Runs one pass over vmap's groups: one call where the kernel is shared (the groups fold into the batch), else
 // one call per group, an operand of one group serving all.
-ffi::Error Run(Pass pass, ffi::DataType type, const ffi::AnyBuffer& image_buffer,
+ffi::Error Run(ffi::ThreadPool pool, Pass pass, ffi::DataType type, const ffi::AnyBuffer& image_buffer,
                const ffi::AnyBuffer& kernel_buffer, const ffi::AnyBuffer& output_buffer, int64_t stride,
                int64_t padding) {
   auto image = Split(image_buffer), kernel = Split(kernel_buffer), output = Split(output_buffer);
@@ -187,39 +288,36 @@ ffi::Error Run(Pass pass, ffi::DataType type, const ffi::AnyBuffer& image_buffer
   auto at = [bytes](const Operand& operand, int64_t group) {
     return static_cast<char*>(operand.data) + (operand.groups == 1 ? 0 : group * operand.group_size * bytes);
   };
-  // XLA may run two custom calls at once; oneDNN's OpenMP kernels synchronise their threads by spinning, so
-  // two at once on the same cores would wait on each other's preempted threads.
-  static std::mutex one_at_a_time;
-  std::lock_guard<std::mutex> guard(one_at_a_time);
   try {
     for (int64_t group = 0; group < (fold ? 1 : groups); ++group) {
-      RunOne(pass, shapes.value(), at(*image, group), at(*kernel, group), at(*output, group));
+      RunOne(pool, pass, shapes.value(), at(*image, group), at(*kernel, group), at(*output, group), bytes);
     }
-  } catch (const dnnl::error& e) {
+  } catch (const std::exception& e) {
     return ffi::Error::Internal(std::string("oneDNN convolution: ") + e.what());
   }
   return ffi::Error::Success();
 }
 
-ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer kernel, ffi::Result<ffi::AnyBuffer> y, int64_t stride,
-                   int64_t padding) {
-  return Run(Pass::kForward, x.element_type(), x, kernel, *y, stride, padding);
+ffi::Error Forward(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer kernel, ffi::Result<ffi::AnyBuffer> y,
+                   int64_t stride, int64_t padding) {
+  return Run(pool, Pass::kForward, x.element_type(), x, kernel, *y, stride, padding);
 }
 
-ffi::Error InputGradient(ffi::AnyBuffer grad_y, ffi::AnyBuffer kernel, ffi::Result<ffi::AnyBuffer> grad_x,
-                         int64_t stride, int64_t padding) {
-  return Run(Pass::kInputGradient, grad_y.element_type(), *grad_x, kernel, grad_y, stride, padding);
+ffi::Error InputGradient(ffi::ThreadPool pool, ffi::AnyBuffer grad_y, ffi::AnyBuffer kernel,
+                         ffi::Result<ffi::AnyBuffer> grad_x, int64_t stride, int64_t padding) {
+  return Run(pool, Pass::kInputGradient, grad_y.element_type(), *grad_x, kernel, grad_y, stride, padding);
 }
 
-ffi::Error KernelGradient(ffi::AnyBuffer x, ffi::AnyBuffer grad_y, ffi::Result<ffi::AnyBuffer> grad_kernel,
-                          int64_t stride, int64_t padding) {
-  return Run(Pass::kKernelGradient, x.element_type(), x, *grad_kernel, grad_y, stride, padding);
+ffi::Error KernelGradient(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer grad_y,
+                          ffi::Result<ffi::AnyBuffer> grad_kernel, int64_t stride, int64_t padding) {
+  return Run(pool, Pass::kKernelGradient, x.element_type(), x, *grad_kernel, grad_y, stride, padding);
 }
 
 }  // namespace
 
 #define LANDMARKS_CONVOLUTION_BINDING \
   ffi::Ffi::Bind()                    \
+      .Ctx<ffi::ThreadPool>()         \
       .Arg<ffi::AnyBuffer>()          \
       .Arg<ffi::AnyBuffer>()          \
       .Ret<ffi::AnyBuffer>()          \
