@@ -64,6 +64,15 @@ def test_float64_stays_with_xla():
 
 
 @needs_onednn
+def test_an_empty_batch_gives_empty_outputs_and_a_zero_kernel_gradient():
+  x, w = jnp.zeros((0, 8, 8, 3)), jnp.ones((3, 3, 3, 4))
+  y, backward = jax.vjp(lambda x, w: onednn_convolution.conv2d(x, w, 1, 1), x, w)
+  grad_x, grad_w = backward(jnp.ones_like(y))
+  assert y.shape == (0, 8, 8, 4) and grad_x.shape == x.shape
+  np.testing.assert_array_equal(grad_w, np.zeros(w.shape))
+
+
+@needs_onednn
 def test_only_the_wanted_gradients_are_computed():
   x, w = random_case((2, 12, 12, 3, 4), 3)
   loss = lambda x, w: jnp.sum(jnp.sin(onednn_convolution.conv2d(x, w, 1, 1)))

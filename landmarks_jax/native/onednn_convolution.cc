@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -174,7 +174,7 @@ struct Parts {
     for (int64_t part; (part = next.fetch_add(1)) < count;) {
       try {
         run(part);
-      } catch (const dnnl::error& e) {
+      } catch (const std::exception& e) {  // not to escape a pool thread
         std::lock_guard<std::mutex> guard(lock);
         error = e.what();
       }
@@ -204,7 +204,7 @@ std::string RunInParts(ffi::ThreadPool& pool, int64_t count, std::function<void(
 // takes some), one per thread for kernel gradients (each part sums into a kernel of its own).
 int64_t PartCount(Pass pass, int64_t batch, int64_t threads) {
   const int64_t most = std::max<int64_t>(1, pass == Pass::kKernelGradient ? threads : 2 * threads);
-  int64_t count = std::min(batch, most);
+  int64_t count = std::max<int64_t>(1, std::min(batch, most));
   while (batch % count != 0) --count;
   return count;
 }
