@@ -1,7 +1,10 @@
 """oneDNN's CPU convolutions against XLA's: forward, input and kernel gradients, which gradients are computed,
 the dtypes and strides it takes, and where the networks' conv2d uses it."""
 
+import os
 import platform
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -131,3 +134,17 @@ def test_the_networks_convolve_with_onednn_on_cpus_and_with_xla_when_counting_fl
 def test_the_environment_variable_turns_it_off(monkeypatch):
   monkeypatch.setenv(onednn_convolution.DISABLE_VARIABLE, '0')
   assert not onednn_convolution._registered.__wrapped__()  # pylint: disable=protected-access
+
+
+@needs_onednn
+def test_kernel_gradients_from_blocked_layouts_equal_xla():
+  # Without AVX-512, kernel gradients read their operands in oneDNN's blocked layouts; ONEDNN_MAX_CPU_ISA=AVX2
+  # makes this processor one such, in a process of its own (oneDNN reads it once).
+  environ = dict(os.environ, ONEDNN_MAX_CPU_ISA='AVX2', ONEDNN_VERBOSE='1')
+  finished = subprocess.run(
+      [sys.executable, '-m', 'pytest', '-q', '-s', '-n', '0', '-p', 'no:cacheprovider',
+       f'{__file__}::test_forward_and_both_gradients_equal_xla'],
+      env=environ, capture_output=True, text=True, check=False, cwd=os.path.dirname(__file__))
+  assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+  kernel_gradients = [line for line in finished.stdout.splitlines() if ',backward_weights,' in line]
+  assert any('src_f32::blocked:acdb' not in line for line in kernel_gradients), finished.stdout[-3000:]
