@@ -272,12 +272,15 @@ void RunOne(ffi::ThreadPool& pool, Pass pass, const Shapes& s, char* image_data,
         compiled.primitive.execute(own, {{DNNL_ARG_DIFF_SRC, image}, {DNNL_ARG_WEIGHTS, kernels[0]},
                                          {DNNL_ARG_DIFF_DST, output}, {DNNL_ARG_SCRATCHPAD, scratch}});
         break;
-      case Pass::kKernelGradient:
-        compiled.primitive.execute(own, {{DNNL_ARG_SRC, InLayout(image, compiled.image_layout, own)},
-                                         {DNNL_ARG_DIFF_WEIGHTS, kernels[i]},
-                                         {DNNL_ARG_DIFF_DST, InLayout(output, compiled.output_layout, own)},
-                                         {DNNL_ARG_SCRATCHPAD, scratch}});
+      case Pass::kKernelGradient: {
+        // Named, so that reordered copies live until the stream has finished with them.
+        memory image_in = InLayout(image, compiled.image_layout, own);
+        memory output_in = InLayout(output, compiled.output_layout, own);
+        compiled.primitive.execute(own, {{DNNL_ARG_SRC, image_in}, {DNNL_ARG_DIFF_WEIGHTS, kernels[i]},
+                                         {DNNL_ARG_DIFF_DST, output_in}, {DNNL_ARG_SCRATCHPAD, scratch}});
+        own.wait();
         break;
+      }
     }
     own.wait();
   });
