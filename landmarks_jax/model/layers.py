@@ -11,7 +11,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from landmarks_jax.model import bias
 from landmarks_jax.model import convolution
+from landmarks_jax.model import pixel_sums
 
 INSTANCE_NORM_EPS = 1e-5
 BIAS_INIT_VALUE = 0.1
@@ -38,7 +40,7 @@ class Conv(nn.Module):
     p = self.padding
     y = convolution.conv2d(x, kernel.astype(x.dtype), self.stride, p)
     if self.use_bias:
-      y = y + self.param('bias', bias_init, (self.features,), jnp.float32).astype(x.dtype)
+      y = bias.add_bias(y, self.param('bias', bias_init, (self.features,), jnp.float32))
     return y
 
 
@@ -49,12 +51,44 @@ def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias
 
 
 def instance_norm(x: jax.Array) -> jax.Array:
-  """Instance norm of (B, H, W, C) without affine parameters: biased variance, eps 1e-5, in x's dtype."""
+  """Instance norm of (B, H, W, C) without affine parameters: biased variance, eps 1e-5, in x's dtype, its
+  statistics in at least float32. Its gradient is written out so that its sums, like the statistics', are
+  `pixel_sums`'s (fast on CPUs) rather than XLA's transposes of broadcasts."""
+  return _instance_norm(x)
+
+
+def _normalize(x):
+  """(x - mean) / sqrt(var + eps) in at least float32, and 1 / sqrt(var + eps), (B, 1, 1, C)."""
   x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-  mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
+  pixels = x.shape[1] * x.shape[2]
+  mean = pixel_sums.per_image(x32)[:, None, None, :] / pixels
   centred = x32 - mean
-  var = jnp.mean(jnp.square(centred), axis=(1, 2), keepdims=True)
-  return (centred * jax.lax.rsqrt(var + INSTANCE_NORM_EPS)).astype(x.dtype)
+  var = pixel_sums.per_image(jnp.square(centred))[:, None, None, :] / pixels
+  inverse_std = jax.lax.rsqrt(var + INSTANCE_NORM_EPS)
+  return centred * inverse_std, inverse_std
+
+
+@jax.custom_vjp
+def _instance_norm(x):
+  return _normalize(x)[0].astype(x.dtype)
+
+
+def _instance_norm_forward(x):
+  normalized, inverse_std = _normalize(x)
+  return normalized.astype(x.dtype), (normalized, inverse_std)
+
+
+def _instance_norm_backward(saved, grad):
+  # With n = (x - mean) * s: dx = s * (g - mean(g) - n * mean(g * n)), means over each image's pixels.
+  normalized, inverse_std = saved
+  grad32 = grad.astype(normalized.dtype)
+  pixels = grad.shape[1] * grad.shape[2]
+  mean_grad = pixel_sums.per_image(grad32)[:, None, None, :] / pixels
+  mean_projection = pixel_sums.per_image(grad32 * normalized)[:, None, None, :] / pixels
+  return ((inverse_std * (grad32 - mean_grad - normalized * mean_projection)).astype(grad.dtype),)
+
+
+_instance_norm.defvjp(_instance_norm_forward, _instance_norm_backward)
 
 
 def leaky_relu(x: jax.Array) -> jax.Array:

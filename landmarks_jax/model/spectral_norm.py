@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from landmarks_jax.model import bias
 from landmarks_jax.model import convolution
 from landmarks_jax.model import layers
 
@@ -53,5 +54,5 @@ class SpectralConv(nn.Module):
     p = self.padding
     y = convolution.conv2d(x, (kernel / sigma).astype(x.dtype), 1, p)
     if self.use_bias:
-      y = y + self.param('bias', layers.bias_init, (self.features,), jnp.float32).astype(x.dtype)
+      y = bias.add_bias(y, self.param('bias', layers.bias_init, (self.features,), jnp.float32))
     return y
