@@ -48,7 +48,8 @@ def define_flags() -> None:
   """The command's flags; defined when it runs, so that importing this module leaves absl's flags alone."""
   config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
   flags.DEFINE_integer('num_steps', 10, 'Train steps timed after the warm-up.')
-  flags.DEFINE_integer('warmup', 2, 'Untimed train steps run after compiling.')
+  flags.DEFINE_integer('warmup', 2, "Untimed train steps run after compiling (with --original, the original's "
+                       'too, before its timed ones).')
   flags.DEFINE_string('profile_dir', '', 'If set, write a jax.profiler trace of a few more steps here.')
   flags.DEFINE_integer('profile_steps', 3, 'Train steps recorded in the --profile_dir trace.')
   flags.DEFINE_boolean('breakdown', False, 'Also time the pieces of the step on one device.')
@@ -330,11 +331,12 @@ def main(argv: Sequence[str]) -> None:
                      FLAGS.breakdown, FLAGS.peak_tflops)
   if FLAGS.original:
     original = original_step.time_in_subprocess(FLAGS.original, FLAGS.config, result['global_batch'],
-                                                FLAGS.num_steps, FLAGS.original_malloc)
+                                                FLAGS.num_steps, FLAGS.original_malloc, FLAGS.warmup)
     result['original'] = original
     result['speedup_over_original'] = round(original['median_step_seconds'] / result['median_step_seconds'], 3)
     print(f'step at batch {result["global_batch"]}: ours {result["median_step_seconds"]:.3f} s, the original '
-          f'{original["median_step_seconds"]:.3f} s ({result["speedup_over_original"]:.2f} x; malloc settings: '
+          f'{original["median_step_seconds"]:.3f} s ({result["speedup_over_original"]:.2f} x; medians of '
+          f'{FLAGS.num_steps} steps after {FLAGS.warmup} untimed; malloc settings: '
           f'{result["malloc"]} here, {original["malloc"]} for the original; {_describe(result["host_cpu"])})',
           flush=True)
   print(json.dumps(result), flush=True)

@@ -154,17 +154,21 @@ def time_original_step(checkout: str, config: Any, batch_size: int, num_steps: i
           'torch_threads': torch.get_num_threads()}
 
 
-def time_in_subprocess(checkout: str, config: Any, batch_size: int, num_steps: int, malloc: str = 'defaults') -> dict:
+def time_in_subprocess(checkout: str, config: Any, batch_size: int, num_steps: int, malloc: str = 'defaults',
+                       warmup: int = 1) -> dict:
   """`time_original_step` in a process of its own, with the C library's malloc defaults or this package's
-  settings (host_allocator.py); its result names those it ran with ('malloc')."""
+  settings (host_allocator.py); its result names those it ran with ('malloc') and its untimed steps."""
   if malloc not in MALLOC_CHOICES:
     raise ValueError(f'malloc must be one of {MALLOC_CHOICES}, not {malloc!r}')
+  if warmup < 0:
+    raise ValueError(f'warmup must be >= 0, got {warmup}')
   models_folder(checkout)
   environ = dict(os.environ)
   if malloc == 'defaults':
     environ[host_allocator.KEEP_DEFAULTS_VARIABLE] = '1'
   options = json.dumps({name: config[name] for name in CONFIG_FIELDS})
-  command = [sys.executable, '-m', 'landmarks_jax.original_step', checkout, options, str(batch_size), str(num_steps)]
+  command = [sys.executable, '-m', 'landmarks_jax.original_step', checkout, options, str(batch_size), str(num_steps),
+             str(warmup)]
   finished = subprocess.run(command, env=environ, capture_output=True, text=True, check=False)
   if finished.returncode != 0:
     raise RuntimeError(f"The original's step failed (exit status {finished.returncode}):\n{finished.stderr[-4000:]}")
@@ -172,14 +176,15 @@ def time_in_subprocess(checkout: str, config: Any, batch_size: int, num_steps: i
 
 
 def main(argv: list[str]) -> None:
-  """python -m landmarks_jax.original_step CHECKOUT CONFIG_JSON BATCH_SIZE NUM_STEPS: prints one JSON line."""
+  """python -m landmarks_jax.original_step CHECKOUT CONFIG_JSON BATCH_SIZE NUM_STEPS WARMUP: prints one JSON
+  line."""
   import ml_collections  # pylint: disable=g-import-not-at-top
-  if len(argv) != 4:
+  if len(argv) != 5:
     raise SystemExit(main.__doc__.split(':')[0] + ' (bench --original runs it)')
-  checkout, options, batch_size, num_steps = argv
+  checkout, options, batch_size, num_steps, warmup = argv
   config = ml_collections.ConfigDict(json.loads(options))
-  result = time_original_step(checkout, config, int(batch_size), int(num_steps))
-  print(json.dumps(dict(result, malloc=host_allocator.settings())), flush=True)
+  result = time_original_step(checkout, config, int(batch_size), int(num_steps), int(warmup))
+  print(json.dumps(dict(result, malloc=host_allocator.settings(), warmup_steps=int(warmup))), flush=True)
 
 
 if __name__ == '__main__':

@@ -56,8 +56,10 @@ def tiny_config():
 
 @pytest.mark.parametrize('malloc', original_step.MALLOC_CHOICES)
 def test_the_step_runs_apart_with_the_malloc_settings_asked_for(checkout, malloc):
-  result = original_step.time_in_subprocess(checkout, tiny_config(), batch_size=2, num_steps=2, malloc=malloc)
+  result = original_step.time_in_subprocess(checkout, tiny_config(), batch_size=2, num_steps=2, malloc=malloc,
+                                            warmup=3)
   assert len(result['step_seconds']) == 2 and result['median_step_seconds'] > 0
+  assert result['warmup_steps'] == 3
   # 'ours' runs the original as this process runs: with the settings where this process has them.
   assert result['malloc'] == ('defaults' if malloc == 'defaults' else host_allocator.settings())
 
@@ -79,6 +81,11 @@ def test_an_unknown_malloc_choice_is_refused(checkout):
     original_step.time_in_subprocess(checkout, tiny_config(), batch_size=2, num_steps=1, malloc='jemalloc')
 
 
+def test_a_negative_warmup_is_refused(checkout):
+  with pytest.raises(ValueError, match='warmup must be >= 0'):
+    original_step.time_in_subprocess(checkout, tiny_config(), batch_size=2, num_steps=1, warmup=-1)
+
+
 def test_the_subprocess_command_without_its_arguments_prints_its_usage():
-  with pytest.raises(SystemExit, match='CHECKOUT CONFIG_JSON BATCH_SIZE NUM_STEPS'):
+  with pytest.raises(SystemExit, match='CHECKOUT CONFIG_JSON BATCH_SIZE NUM_STEPS WARMUP'):
     original_step.main([])
