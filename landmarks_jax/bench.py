@@ -315,6 +315,16 @@ def benchmark(config: ml_collections.ConfigDict, num_steps: int, warmup: int, pr
   return result
 
 
+# A first timed step this much slower than the fastest later one: the step was still settling (page faults,
+# an allocator raising its thresholds), so the median may be too slow.
+SETTLING_RATIO = 1.1
+
+
+def still_settling(step_seconds: Sequence[float]) -> bool:
+  """Whether timed steps look unsettled: the first one SETTLING_RATIO times the fastest of the rest or more."""
+  return len(step_seconds) > 1 and step_seconds[0] >= SETTLING_RATIO * min(step_seconds[1:])
+
+
 def _describe(cpu: dict) -> str:
   """The processor in words, as a side-by-side figure is quoted."""
   return (f'{cpu["model_name"]}, family {cpu["family"]} model {cpu["model"]}, '
@@ -339,6 +349,10 @@ def main(argv: Sequence[str]) -> None:
           f'{FLAGS.num_steps} steps after {FLAGS.warmup} untimed; malloc settings: '
           f'{result["malloc"]} here, {original["malloc"]} for the original; {_describe(result["host_cpu"])})',
           flush=True)
+    for name, seconds in (('our', result['step_seconds']), ("the original's", original['step_seconds'])):
+      if still_settling(seconds):
+        print(f'{name} first timed step ({seconds[0]:.3f} s) is {SETTLING_RATIO} times the fastest later one or '
+              f'more: it was still settling; rerun with a larger --warmup (now {FLAGS.warmup}).', flush=True)
   print(json.dumps(result), flush=True)
 
 

@@ -61,6 +61,17 @@ def test_peak_table_and_utilization(kind, dtype, peak):
   assert bench.utilization(None, 989.0) is None and bench.utilization(1.0, None) is None
 
 
+@pytest.mark.parametrize('seconds, settling', [
+    ([28.5, 19.7, 18.6], True),  # the original's first steps with glibc's defaults
+    ([11.2, 11.2, 11.0], False),
+    ([11.0, 12.5, 11.9], False),  # a slow later step is noise, not settling
+    ([12.5, 10.9], True),
+    ([12.0], False),  # one step: nothing to compare
+])
+def test_still_settling_compares_the_first_step_with_the_fastest_later_one(seconds, settling):
+  assert bench.still_settling(seconds) == settling
+
+
 def test_benchmark_rejects_no_steps():
   with pytest.raises(ValueError, match='num_steps'):
     bench.benchmark(test_config.get_config(), num_steps=0, warmup=0)
