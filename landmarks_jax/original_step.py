@@ -151,7 +151,7 @@ def time_original_step(checkout: str, config: Any, batch_size: int, num_steps: i
   median = statistics.median(seconds)
   return {'median_step_seconds': round(median, 4), 'images_per_second': round(batch_size / median, 4),
           'step_seconds': [round(s, 4) for s in seconds], 'torch_version': torch.__version__,
-          'torch_threads': torch.get_num_threads()}
+          'torch_threads': torch.get_num_threads(), 'warmup_steps': warmup}
 
 
 def time_in_subprocess(checkout: str, config: Any, batch_size: int, num_steps: int, malloc: str = 'defaults',
@@ -184,7 +184,7 @@ def main(argv: list[str]) -> None:
   checkout, options, batch_size, num_steps, warmup = argv
   config = ml_collections.ConfigDict(json.loads(options))
   result = time_original_step(checkout, config, int(batch_size), int(num_steps), int(warmup))
-  print(json.dumps(dict(result, malloc=host_allocator.settings(), warmup_steps=int(warmup))), flush=True)
+  print(json.dumps(dict(result, malloc=host_allocator.settings())), flush=True)
 
 
 if __name__ == '__main__':
