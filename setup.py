@@ -49,7 +49,8 @@ def native_extensions() -> list[setuptools.Extension]:
     return extensions
   onednn_include = pathlib.Path(header.locate()).resolve().parents[2]  # include/oneapi/dnnl/dnnl.hpp
   return extensions + [setuptools.Extension(
-      'landmarks_jax.model._onednn_ffi', ['landmarks_jax/native/onednn_convolution.cc'],
+      'landmarks_jax.model._onednn_ffi',
+      ['landmarks_jax/native/onednn_convolution.cc', 'landmarks_jax/native/winograd.cc'],
       include_dirs=[str(onednn_include), ffi_include], libraries=['gomp'], language='c++',
       extra_compile_args=flags, optional=True)]
 

@@ -7,6 +7,9 @@
 // whichever threads of XLA's intra-op pool are free. oneDNN's own OpenMP threads would contend for the cores
 // with XLA's work beside the call; in parts, the convolutions and XLA's work share XLA's threads instead, and two
 // convolutions can run at once.
+//
+// Where the Python side allows it (the "winograd" attribute), float32 3x3 convolutions at stride 1 with padding 1
+// run by Winograd's F(4x4, 3x3) instead (winograd.h), in the same parts.
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
+#include "winograd.h"
 #include "xla/ffi/api/ffi.h"
 
 // OpenMP, which oneDNN runs on: each thread that convolves asks it for one thread.
@@ -44,6 +48,9 @@ struct Shapes {
 };
 
 enum class Pass { kForward, kInputGradient, kKernelGradient };
+
+// Channels in and out below which a convolution stays direct when Winograd's algorithm is allowed.
+constexpr int64_t kWinogradMinChannels = 16;
 
 // One compiled primitive, the layouts it wants (the kernel reordered to and from HWIO around each call, the
 // images and outputs reordered from NHWC by each part where they differ) and the scratch memory it needs (given
@@ -297,11 +304,57 @@ void RunOne(ffi::ThreadPool& pool, Pass pass, const Shapes& s, char* image_data,
   stream.wait();
 }
 
+// Whether Winograd's F(4x4, 3x3) takes the pass (winograd.h): float32, a 3x3 kernel at stride 1 with padding 1,
+// 16 channels or more in and out (fewer make short products), and a processor with AVX2 and FMA.
+bool WinogradTakes(const Shapes& s) {
+  return s.type == memory::data_type::f32 && s.kernel[2] == 3 && s.kernel[3] == 3 && s.strides[0] == 1 &&
+         s.strides[1] == 1 && s.padding_l[0] == 1 && s.padding_l[1] == 1 && s.padding_r[0] == 1 &&
+         s.padding_r[1] == 1 && s.image[1] >= kWinogradMinChannels && s.output[1] >= kWinogradMinChannels &&
+         landmarks_winograd::Available();
+}
+
+// One pass by Winograd's algorithm, in parts over the batch as RunOne's: the forward pass and input gradient
+// share one transformed kernel; each part of the kernel gradient sums into Winograd-domain sums of its own.
+void RunWinograd(ffi::ThreadPool& pool, Pass pass, const Shapes& s, float* image, float* kernel, float* output) {
+  namespace w = landmarks_winograd;
+  const int64_t batch = s.image[0], channels = s.image[1], height = s.image[2], width = s.image[3];
+  const int64_t features = s.output[1], plane = channels * features;
+  const int64_t count = PartCount(pass, batch, pool.num_threads()), images = batch / count;
+  const int64_t image_step = images * height * width * channels, output_step = images * height * width * features;
+  std::string error;
+  if (pass == Pass::kKernelGradient) {
+    std::vector<float> sums(count * w::kPoints * plane, 0.f);
+    error = RunInParts(pool, count, [&](int64_t i) {
+      w::AddKernelGradient(image + i * image_step, output + i * output_step, images, height, width, channels,
+                           features, sums.data() + i * w::kPoints * plane);
+    });
+    if (!error.empty()) throw std::runtime_error(error);
+    for (int64_t i = 1; i < count; ++i) {
+      const float* other = sums.data() + i * w::kPoints * plane;
+      for (int64_t j = 0; j < w::kPoints * plane; ++j) sums[j] += other[j];
+    }
+    w::KernelGradientFromSums(sums.data(), channels, features, kernel);
+    return;
+  }
+  std::vector<float> transformed(w::kPoints * plane);
+  w::TransformKernel(kernel, channels, features, pass == Pass::kInputGradient, transformed.data());
+  error = RunInParts(pool, count, [&](int64_t i) {
+    if (pass == Pass::kForward) {
+      w::Convolve(image + i * image_step, transformed.data(), images, height, width, channels, features,
+                  output + i * output_step);
+    } else {  // the input gradient: the output gradient convolved with the turned kernel
+      w::Convolve(output + i * output_step, transformed.data(), images, height, width, features, channels,
+                  image + i * image_step);
+    }
+  });
+  if (!error.empty()) throw std::runtime_error(error);
+}
+
 // Runs one pass over vmap's groups: one call where the kernel is shared (the groups fold into the batch), else
 // one call per group, an operand of one group serving all.
 ffi::Error Run(ffi::ThreadPool pool, Pass pass, ffi::DataType type, const ffi::AnyBuffer& image_buffer,
                const ffi::AnyBuffer& kernel_buffer, const ffi::AnyBuffer& output_buffer, int64_t stride,
-               int64_t padding) {
+               int64_t padding, bool winograd) {
   auto image = Split(image_buffer), kernel = Split(kernel_buffer), output = Split(output_buffer);
   if (image.has_error()) return image.error();
   if (kernel.has_error()) return kernel.error();
@@ -319,7 +372,12 @@ ffi::Error Run(ffi::ThreadPool pool, Pass pass, ffi::DataType type, const ffi::A
   };
   try {
     for (int64_t group = 0; group < (fold ? 1 : groups); ++group) {
-      RunOne(pool, pass, shapes.value(), at(*image, group), at(*kernel, group), at(*output, group), bytes);
+      if (winograd && WinogradTakes(shapes.value())) {
+        RunWinograd(pool, pass, shapes.value(), reinterpret_cast<float*>(at(*image, group)),
+                    reinterpret_cast<float*>(at(*kernel, group)), reinterpret_cast<float*>(at(*output, group)));
+      } else {
+        RunOne(pool, pass, shapes.value(), at(*image, group), at(*kernel, group), at(*output, group), bytes);
+      }
     }
   } catch (const std::exception& e) {
     return ffi::Error::Internal(std::string("oneDNN convolution: ") + e.what());
@@ -328,18 +386,20 @@ ffi::Error Run(ffi::ThreadPool pool, Pass pass, ffi::DataType type, const ffi::A
 }
 
 ffi::Error Forward(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer kernel, ffi::Result<ffi::AnyBuffer> y,
-                   int64_t stride, int64_t padding) {
-  return Run(pool, Pass::kForward, x.element_type(), x, kernel, *y, stride, padding);
+                   int64_t stride, int64_t padding, bool winograd) {
+  return Run(pool, Pass::kForward, x.element_type(), x, kernel, *y, stride, padding, winograd);
 }
 
 ffi::Error InputGradient(ffi::ThreadPool pool, ffi::AnyBuffer grad_y, ffi::AnyBuffer kernel,
-                         ffi::Result<ffi::AnyBuffer> grad_x, int64_t stride, int64_t padding) {
-  return Run(pool, Pass::kInputGradient, grad_y.element_type(), *grad_x, kernel, grad_y, stride, padding);
+                         ffi::Result<ffi::AnyBuffer> grad_x, int64_t stride, int64_t padding, bool winograd) {
+  return Run(pool, Pass::kInputGradient, grad_y.element_type(), *grad_x, kernel, grad_y, stride, padding,
+             winograd);
 }
 
 ffi::Error KernelGradient(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer grad_y,
-                          ffi::Result<ffi::AnyBuffer> grad_kernel, int64_t stride, int64_t padding) {
-  return Run(pool, Pass::kKernelGradient, x.element_type(), x, *grad_kernel, grad_y, stride, padding);
+                          ffi::Result<ffi::AnyBuffer> grad_kernel, int64_t stride, int64_t padding,
+                          bool winograd) {
+  return Run(pool, Pass::kKernelGradient, x.element_type(), x, *grad_kernel, grad_y, stride, padding, winograd);
 }
 
 }  // namespace
@@ -351,7 +411,8 @@ ffi::Error KernelGradient(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer
       .Arg<ffi::AnyBuffer>()          \
       .Ret<ffi::AnyBuffer>()          \
       .Attr<int64_t>("stride")        \
-      .Attr<int64_t>("padding")
+      .Attr<int64_t>("padding")        \
+      .Attr<bool>("winograd")
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LandmarksOnednnConvForward, Forward, LANDMARKS_CONVOLUTION_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LandmarksOnednnConvInputGradient, InputGradient, LANDMARKS_CONVOLUTION_BINDING);
