@@ -49,8 +49,12 @@ struct Shapes {
 
 enum class Pass { kForward, kInputGradient, kKernelGradient };
 
-// Channels in and out below which a convolution stays direct when Winograd's algorithm is allowed.
-constexpr int64_t kWinogradMinChannels = 16;
+// Channels in and out, and image rows and columns, below which a convolution stays direct when Winograd's
+// algorithm is allowed: with 16 to 31 channels its products are so short that oneDNN's AVX-512 sgemm made the
+// embedded default's step twice as slow, and on smaller images its kernel transform (36 x C x F) outweighs the
+// few tiles' savings (8 px, 256 -> 256: 0.5 to 0.8 times the direct passes' speed).
+constexpr int64_t kWinogradMinChannels = 32;
+constexpr int64_t kWinogradMinSize = 16;
 
 // One compiled primitive, the layouts it wants (the kernel reordered to and from HWIO around each call, the
 // images and outputs reordered from NHWC by each part where they differ) and the scratch memory it needs (given
@@ -305,11 +309,12 @@ void RunOne(ffi::ThreadPool& pool, Pass pass, const Shapes& s, char* image_data,
 }
 
 // Whether Winograd's F(4x4, 3x3) takes the pass (winograd.h): float32, a 3x3 kernel at stride 1 with padding 1,
-// 16 channels or more in and out (fewer make short products), and a processor with AVX2 and FMA.
+// the sizes above, and a processor with AVX2 and FMA.
 bool WinogradTakes(const Shapes& s) {
   return s.type == memory::data_type::f32 && s.kernel[2] == 3 && s.kernel[3] == 3 && s.strides[0] == 1 &&
          s.strides[1] == 1 && s.padding_l[0] == 1 && s.padding_l[1] == 1 && s.padding_r[0] == 1 &&
          s.padding_r[1] == 1 && s.image[1] >= kWinogradMinChannels && s.output[1] >= kWinogradMinChannels &&
+         s.image[2] >= kWinogradMinSize && s.image[3] >= kWinogradMinSize &&
          landmarks_winograd::Available();
 }
 
