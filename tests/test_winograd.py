@@ -35,9 +35,9 @@ def case(batch, height, width, channels, features, stride=1, padding=1, dtype=jn
 
 @needs_onednn
 @pytest.mark.parametrize('shape', [
-    (3, 17, 18, 32, 40),  # sizes that are not multiples of the 4x4 tile; a batch convolved in parts
-    (2, 16, 16, 48, 32),  # fewer output than input channels
-    (1, 21, 16, 32, 33),  # a last row of tiles one pixel high
+    (3, 17, 18, 64, 72),  # sizes that are not multiples of the 4x4 tile; a batch convolved in parts
+    (2, 16, 16, 96, 64),  # fewer output than input channels
+    (1, 21, 16, 64, 65),  # a last row of tiles one pixel high
 ])
 def test_winograd_passes_equal_xla_and_differ_from_direct(shape):
   x, w, grad_y = case(*shape)
@@ -54,12 +54,12 @@ def test_winograd_passes_equal_xla_and_differ_from_direct(shape):
 
 @needs_onednn
 @pytest.mark.parametrize('shape, stride, padding, dtype', [
-    ((2, 16, 16, 16, 32), 1, 1, jnp.float32),  # too few input channels
-    ((2, 16, 16, 32, 3), 1, 1, jnp.float32),   # too few output channels (an RGB output)
-    ((2, 16, 8, 32, 32), 1, 1, jnp.float32),   # too narrow an image
-    ((2, 16, 16, 32, 32), 2, 1, jnp.float32),  # stride 2
-    ((2, 16, 16, 32, 32), 1, 0, jnp.float32),  # no padding
-    ((2, 16, 16, 32, 32), 1, 1, jnp.bfloat16),  # bfloat16
+    ((2, 16, 16, 32, 64), 1, 1, jnp.float32),  # too few input channels
+    ((2, 16, 16, 64, 3), 1, 1, jnp.float32),   # too few output channels (an RGB output)
+    ((2, 16, 8, 64, 64), 1, 1, jnp.float32),   # too narrow an image
+    ((2, 16, 16, 64, 64), 2, 1, jnp.float32),  # stride 2
+    ((2, 16, 16, 64, 64), 1, 0, jnp.float32),  # no padding
+    ((2, 16, 16, 64, 64), 1, 1, jnp.bfloat16),  # bfloat16
 ])
 def test_other_convolutions_stay_direct(shape, stride, padding, dtype):
   if not onednn_convolution.supports(dtype):
@@ -72,7 +72,7 @@ def test_other_convolutions_stay_direct(shape, stride, padding, dtype):
 
 @needs_onednn
 def test_winograd_under_vmap_with_a_kernel_per_group():
-  x, w, grad_y = case(4, 16, 17, 32, 32)
+  x, w, grad_y = case(4, 16, 17, 64, 64)
   kernels = jnp.stack([w, -0.5 * w])
   images = jnp.stack([x, x[::-1]])
   got = jax.vmap(lambda x, w: onednn_convolution.conv2d(x, w, 1, 1))(images, kernels)
@@ -82,7 +82,7 @@ def test_winograd_under_vmap_with_a_kernel_per_group():
 
 @needs_onednn
 def test_the_environment_variable_keeps_convolutions_direct(monkeypatch):
-  x, w, _ = case(1, 16, 16, 32, 32)
+  x, w, _ = case(1, 16, 16, 64, 64)
   def attributes():
     return str(jax.make_jaxpr(lambda x, w: onednn_convolution.conv2d(x, w, 1, 1))(x, w))
   monkeypatch.delenv(onednn_convolution.WINOGRAD_DISABLE_VARIABLE, raising=False)

@@ -50,10 +50,11 @@ struct Shapes {
 enum class Pass { kForward, kInputGradient, kKernelGradient };
 
 // Channels in and out, and image rows and columns, below which a convolution stays direct when Winograd's
-// algorithm is allowed: with 16 to 31 channels its products are so short that oneDNN's AVX-512 sgemm made the
-// embedded default's step twice as slow, and on smaller images its kernel transform (36 x C x F) outweighs the
+// algorithm is allowed: with fewer channels its products are short, and oneDNN's AVX-512 sgemm ran them so
+// slowly that the embedded default's step took twice as long from 16 channels on, 1.1 to 1.2 times from 32,
+// and no longer from 64; on smaller images its kernel transform (36 x C x F) outweighs the
 // few tiles' savings (8 px, 256 -> 256: 0.5 to 0.8 times the direct passes' speed).
-constexpr int64_t kWinogradMinChannels = 32;
+constexpr int64_t kWinogradMinChannels = 64;
 constexpr int64_t kWinogradMinSize = 16;
 
 // One compiled primitive, the layouts it wants (the kernel reordered to and from HWIO around each call, the
