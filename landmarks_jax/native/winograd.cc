@@ -173,6 +173,24 @@ void ForEachBlock(int64_t batch, int64_t height, int64_t width, int64_t channels
   for (int64_t first = 0; first < total; first += kBlock) block(grid, first, std::min(kBlock, total - first));
 }
 
+// out[i][j] = sum over a, b of m(i, a) m(j, b) in[a][b] (M in MT), i, j < `outer`, a, b < `inner`, each entry a
+// plane of `plane` floats: the kernel transform (m = G) and its transpose (m = GT).
+template <typename Matrix>
+void Sandwich(Matrix m, int outer, int inner, const float* in, float* out, int64_t plane) {
+  std::vector<float> rows(outer * inner * plane, 0.f);  // M in
+  for (int i = 0; i < outer; ++i)
+    for (int a = 0; a < inner; ++a)
+      if (m(i, a) != 0)
+        for (int b = 0; b < inner; ++b)
+          AddScaled(m(i, a), in + (a * inner + b) * plane, rows.data() + (i * inner + b) * plane, plane);
+  std::fill(out, out + outer * outer * plane, 0.f);
+  for (int i = 0; i < outer; ++i)
+    for (int j = 0; j < outer; ++j)
+      for (int b = 0; b < inner; ++b)
+        if (m(j, b) != 0)
+          AddScaled(m(j, b), rows.data() + (i * inner + b) * plane, out + (i * outer + j) * plane, plane);
+}
+
 }  // namespace
 
 void TransformKernel(const float* hwio, int64_t channels, int64_t features, bool transposed, float* transformed) {
@@ -189,19 +207,7 @@ void TransformKernel(const float* hwio, int64_t channels, int64_t features, bool
     hwio = turned.data();
     std::swap(channels, features);
   }
-  const int64_t plane = channels * features;
-  std::vector<float> rows(kTile * kTaps * plane, 0.f);  // G g
-  for (int i = 0; i < kTile; ++i)
-    for (int a = 0; a < kTaps; ++a)
-      if (kG[i][a] != 0)
-        for (int b = 0; b < kTaps; ++b) AddScaled(kG[i][a], hwio + (a * kTaps + b) * plane,
-                                                  rows.data() + (i * kTaps + b) * plane, plane);
-  std::fill(transformed, transformed + kPoints * plane, 0.f);
-  for (int i = 0; i < kTile; ++i)
-    for (int j = 0; j < kTile; ++j)
-      for (int b = 0; b < kTaps; ++b)
-        if (kG[j][b] != 0) AddScaled(kG[j][b], rows.data() + (i * kTaps + b) * plane,
-                                     transformed + (i * kTile + j) * plane, plane);
+  Sandwich([](int i, int a) { return kG[i][a]; }, kTile, kTaps, hwio, transformed, channels * features);
 }
 
 void Convolve(const float* x, const float* transformed, int64_t batch, int64_t height, int64_t width,
@@ -230,19 +236,7 @@ void AddKernelGradient(const float* x, const float* dy, int64_t batch, int64_t h
 
 void KernelGradientFromSums(const float* sums, int64_t channels, int64_t features, float* hwio) {
   // GT s G, the kernel transform's transpose.
-  const int64_t plane = channels * features;
-  std::vector<float> rows(kTaps * kTile * plane, 0.f);  // GT s
-  for (int a = 0; a < kTaps; ++a)
-    for (int i = 0; i < kTile; ++i)
-      if (kG[i][a] != 0)
-        for (int j = 0; j < kTile; ++j) AddScaled(kG[i][a], sums + (i * kTile + j) * plane,
-                                                  rows.data() + (a * kTile + j) * plane, plane);
-  std::fill(hwio, hwio + kTaps * kTaps * plane, 0.f);
-  for (int a = 0; a < kTaps; ++a)
-    for (int b = 0; b < kTaps; ++b)
-      for (int j = 0; j < kTile; ++j)
-        if (kG[j][b] != 0) AddScaled(kG[j][b], rows.data() + (a * kTile + j) * plane,
-                                     hwio + (a * kTaps + b) * plane, plane);
+  Sandwich([](int a, int i) { return kG[i][a]; }, kTaps, kTile, sums, hwio, channels * features);
 }
 
 }  // namespace landmarks_winograd
