@@ -12,8 +12,9 @@ the processor, or where LANDMARKS_JAX_ONEDNN=0 is set, convolutions stay XLA's.
 In float32, 3x3 convolutions at stride 1 with padding 1, 64 channels or more in and out and images of 16 x 16
 or more run by Winograd's F(4x4, 3x3) (`native/winograd.cc`) on processors with AVX2, all three passes: 36
 products a channel pair for each 4x4 output tile where the direct convolution takes 144, 1.4 to 5 times as fast
-at the training step's shapes. Its rounding differs from the direct convolution's by about 1e-5 of the output's scale (PyTorch's own
-GPU convolutions, in TF32 by default, differ by 1e-3). LANDMARKS_JAX_WINOGRAD=0 keeps every convolution direct.
+at the training step's shapes. Its rounding differs from the direct convolution's by about 1e-5 of the output's
+scale (PyTorch's own GPU convolutions, in TF32 by default, differ by 1e-3). LANDMARKS_JAX_WINOGRAD=0 keeps every
+convolution direct.
 """
 
 import ctypes
