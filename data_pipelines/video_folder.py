@@ -13,24 +13,33 @@ sees is the whole frame ('full', squeezed to a square), its centre square ('cent
 keypoints, a CSV of `video,frame,keypoint,x,y` in pixels of the original frames (a missing row, or empty x and
 y, is a keypoint not annotated there), become each record's 'joints' (NaN where missing) for evaluation.
 
-The files and CSVs are checked before a record is written (each file's first frame is decoded); a file that is
-not a readable video or image stops the build with its name (or, with `skip_bad_files`, is left out, warned
-about and listed in the metadata). Frames are then streamed from the decoder into the records, so a folder of
-long videos is never held in memory; a build that fails leaves nothing behind. A build records
-its folder and options, and a later run with another folder or other options is refused, not silently served
-the old build.
+Images are read as displayed: a photo's EXIF orientation is applied, and 16-bit grey PNGs are scaled to 8 bits.
+
+The CSVs are checked whole first (every row: its fields, a known video, a whole frame number, finite numbers, no
+keypoint twice on one frame; errors name the file and line), then the files (each file's first frame is
+decoded, or with `skip_bad_files` every frame); a file that is not a readable video or image stops the build
+with its name (or, with `skip_bad_files`, is left out, warned about and listed in the metadata, also when it
+breaks midway). Frames are then streamed from the decoder into the records, so a folder of long videos is never
+held in memory; a build that fails leaves nothing behind. Each folder has its own build in the data dir (named
+by the folder and a hash of its path), which records its options and its files' sizes and times: a later run
+with other options, or on a folder whose videos were added, removed or modified since, is refused, not silently
+served the old build.
 """
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
+import math
 import os
+import re
 from typing import Iterator, Sequence
 
 from absl import logging
 import numpy as np
 from PIL import Image
+from PIL import ImageOps
 import tensorflow_datasets as tfds
 
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.avi', '.mkv', '.webm')
@@ -38,11 +47,18 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
 SPLITS = ('train', 'validation', 'test')
 CROPS = ('full', 'center')
 OPTIONS_KEY = 'build_options'
+CONTENTS_KEY = 'folder_contents'
+EXIF_ORIENTATION = 0x0112  # The EXIF tag saying how to turn a stored photo to display it.
+DEEP_GREY_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')  # PIL's modes of 16-bit grey (and 32-bit integer).
 JPEG_QUALITY = 95
 
 
 class VideoFolderError(ValueError):
   """A file or option of the folder that cannot be used; the message names it and the fix."""
+
+
+class BadFileError(VideoFolderError):
+  """A video or image that cannot be decoded; the message names the file, and the caller adds the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,30 +126,53 @@ def scan(folder: str) -> list[Item]:
   return items
 
 
-def read_frames(item: Item) -> Iterator[tuple[int, Image.Image]]:
-  """(frame number, RGB image) of every frame; errors name the file."""
+def to_rgb(image: Image.Image) -> Image.Image:
+  """An RGB image as a person sees it: turned upright by its EXIF orientation (phone photos are stored sideways
+  with a tag that says so), and 16-bit grey (a PNG's 'I;16', or 'I') scaled to 8 bits instead of clipped."""
+  if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+    image = ImageOps.exif_transpose(image)
+  if image.mode in DEEP_GREY_MODES:
+    deep = np.clip(np.asarray(image, np.int64), 0, 65535)
+    image = Image.fromarray(((deep * 255 + 32767) // 65535).astype(np.uint8), 'L')
+  return image if image.mode == 'RGB' else image.convert('RGB')
+
+
+def _read_image(path: str) -> Image.Image:
+  """One image file, decoded whole and as RGB; a file that is not one raises BadFileError naming it."""
   try:
-    if item.kind == 'video':
-      import av  # pylint: disable=g-import-not-at-top
-      with av.open(item.path) as container:
-        if not container.streams.video:
-          raise VideoFolderError(f'{item.path} holds no video stream.')
-        for number, frame in enumerate(container.decode(video=0)):
-          yield number, frame.to_image().convert('RGB')
-    elif item.kind == 'frames':
-      names = sorted(f for f in os.listdir(item.path) if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
-      for number, name in enumerate(names):
-        with Image.open(os.path.join(item.path, name)) as image:
-          yield number, image.convert('RGB')
-    else:
-      with Image.open(item.path) as image:
-        yield 0, image.convert('RGB')
-  except VideoFolderError:
+    with Image.open(path) as image:
+      image.load()
+      return to_rgb(image)
+  except Exception as error:  # pylint: disable=broad-except
+    raise BadFileError(f'{path} is not a readable image ({type(error).__name__}: {error}).') from error
+
+
+def read_frames(item: Item) -> Iterator[tuple[int, Image.Image]]:
+  """(frame number, RGB image) of every frame; a file that cannot be decoded raises BadFileError naming it (the
+  frame's own file in a frame folder, and how far a video decoded). Callers add the fix that fits them."""
+  if item.kind == 'frames':
+    names = sorted(f for f in os.listdir(item.path) if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
+    for number, name in enumerate(names):
+      yield number, _read_image(os.path.join(item.path, name))
+    return
+  if item.kind == 'image':
+    yield 0, _read_image(item.path)
+    return
+  count = 0
+  try:
+    import av  # pylint: disable=g-import-not-at-top
+    with av.open(item.path) as container:
+      if not container.streams.video:
+        raise BadFileError(f'{item.path} holds no video stream.')
+      for frame in container.decode(video=0):
+        image = frame.to_image()
+        yield count, image if image.mode == 'RGB' else image.convert('RGB')
+        count += 1
+  except BadFileError:
     raise
   except Exception as error:  # pylint: disable=broad-except
-    raise VideoFolderError(f'{item.path} is not a readable {"video" if item.kind == "video" else "image"} '
-                           f'({type(error).__name__}: {error}). Remove it, re-encode it, or pass '
-                           '--config.video_skip_bad_files=True to leave it out.') from error
+    where = f': it breaks after frame {count - 1}' if count else ''
+    raise BadFileError(f'{item.path} is not a readable video{where} ({type(error).__name__}: {error}).') from error
 
 
 def assign_splits(names: Sequence[str], options: FolderOptions) -> dict[str, str]:
@@ -167,49 +206,91 @@ def assign_splits(names: Sequence[str], options: FolderOptions) -> dict[str, str
   return split_of
 
 
-def _read_csv(path: str, columns: Sequence[str]) -> list[dict[str, str]]:
-  with open(path, newline='') as f:
-    reader = csv.DictReader(f)
-    if reader.fieldnames is None or any(c not in reader.fieldnames for c in columns):
-      raise VideoFolderError(f'{path} must be a CSV whose first line names the columns {",".join(columns)}; '
-                             f'it has {reader.fieldnames}.')
-    return list(reader)
+def _read_csv(path: str, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+  """(line number, row) of each row of a CSV whose header names `columns`; a row with too few or too many fields
+  is an error naming its line. A byte-order mark (as spreadsheets write) is ignored and values are stripped."""
+  try:
+    with open(path, newline='', encoding='utf-8-sig') as f:
+      reader = csv.DictReader(f)
+      if reader.fieldnames is None or any(c not in reader.fieldnames for c in columns):
+        raise VideoFolderError(f'{path} must be a CSV whose first line names the columns {",".join(columns)}; '
+                               f'it has {reader.fieldnames}.')
+      header = ','.join(reader.fieldnames)
+      rows = []
+      for row in reader:
+        fields = len(reader.fieldnames) + len(row.get(None, ())) - sum(v is None for v in row.values())
+        if fields != len(reader.fieldnames):
+          raise VideoFolderError(f'{path} line {reader.line_num}: {fields} fields, expected '
+                                 f'{len(reader.fieldnames)} ({header}).')
+        rows.append((reader.line_num, {k: v.strip() for k, v in row.items()}))
+      return rows
+  except UnicodeDecodeError as error:
+    raise VideoFolderError(f'{path} is not a text CSV ({error}); save it as UTF-8 text.') from error
 
 
 def _number(value: str, path: str, line: int, column: str) -> float:
+  """A finite number of a CSV cell; an error naming the file, line and column otherwise."""
   try:
-    return float(value)
+    number = float(value)
   except ValueError:
     raise VideoFolderError(f'{path} line {line}: {column} {value!r} is not a number.') from None
+  if not math.isfinite(number):
+    raise VideoFolderError(f'{path} line {line}: {column} {value!r} is not a finite number.')
+  return number
+
+
+def _frame(value: str, path: str, line: int) -> int:
+  """A frame number of a CSV cell: a whole number from 0 (4.0 is frame 4; 3.7 and -1 are errors)."""
+  try:
+    number = float(value)
+  except ValueError:
+    number = math.nan
+  if not (number >= 0 and number.is_integer()):
+    raise VideoFolderError(f'{path} line {line}: frame {value!r} is not a frame number (0, 1, 2, ...).')
+  return int(number)
 
 
 def read_keypoints(path: str, names: Sequence[str]) -> tuple[list[str], dict[tuple[str, int], dict[str, tuple]]]:
-  """(keypoint names in first-seen order, {(video, frame): {keypoint: (x, y)}}) from the keypoint CSV."""
-  rows = _read_csv(path, ('video', 'frame', 'keypoint', 'x', 'y'))
-  keypoints, points = [], {}
-  for line, row in enumerate(rows, 2):
+  """(keypoint names in first-seen order, {(video, frame): {keypoint: (x, y)}}) from the keypoint CSV, every row
+  checked: a known video, a frame number, a named keypoint, finite x and y (or both empty or nan: not annotated
+  there), and no keypoint given twice on one frame."""
+  keypoints, points, seen = [], {}, {}
+  for line, row in _read_csv(path, ('video', 'frame', 'keypoint', 'x', 'y')):
     if row['video'] not in names:
       raise VideoFolderError(f'{path} line {line}: video {row["video"]!r} is not in the folder.')
-    frame = int(_number(row['frame'], path, line, 'frame'))
+    frame = _frame(row['frame'], path, line)
+    if not row['keypoint']:
+      raise VideoFolderError(f'{path} line {line}: the keypoint has no name.')
+    key = (row['video'], frame, row['keypoint'])
+    if key in seen:
+      raise VideoFolderError(f'{path} line {line}: video {key[0]!r} frame {frame} keypoint {key[2]!r} is already '
+                             f'on line {seen[key]}; keep one row for it.')
+    seen[key] = line
     if row['keypoint'] not in keypoints:
       keypoints.append(row['keypoint'])
-    if all(row[c].strip().lower() in ('', 'nan') for c in ('x', 'y')):
+    missing = [row[c].lower() in ('', 'nan') for c in ('x', 'y')]
+    if all(missing):
       continue  # not annotated on this frame
+    if any(missing):
+      raise VideoFolderError(f'{path} line {line}: give both x and y, or leave both empty (not annotated).')
     points.setdefault((row['video'], frame), {})[row['keypoint']] = (
         _number(row['x'], path, line, 'x'), _number(row['y'], path, line, 'y'))
   return keypoints, points
 
 
 def read_boxes(path: str, names: Sequence[str]) -> dict[tuple[str, int | None], np.ndarray]:
-  """{(video, frame or None for the whole video): (x0, y0, x1, y1)} from the boxes CSV."""
+  """{(video, frame or None for the whole video): (x0, y0, x1, y1)} from the boxes CSV, every row checked."""
   boxes = {}
-  for line, row in enumerate(_read_csv(path, ('video', 'frame', 'x0', 'y0', 'x1', 'y1')), 2):
+  for line, row in _read_csv(path, ('video', 'frame', 'x0', 'y0', 'x1', 'y1')):
     if row['video'] not in names:
       raise VideoFolderError(f'{path} line {line}: video {row["video"]!r} is not in the folder.')
-    frame = None if row['frame'].strip() in ('', '-1') else int(_number(row['frame'], path, line, 'frame'))
+    frame = None if row['frame'] in ('', '-1') else _frame(row['frame'], path, line)
     box = np.array([_number(row[c], path, line, c) for c in ('x0', 'y0', 'x1', 'y1')], np.float64)
     if not (box[0] < box[2] and box[1] < box[3]):
       raise VideoFolderError(f'{path} line {line}: the box {box.tolist()} is empty; give x0 < x1 and y0 < y1.')
+    if (row['video'], frame) in boxes:
+      raise VideoFolderError(f'{path} line {line}: video {row["video"]!r} '
+                             f'{"(whole video)" if frame is None else f"frame {frame}"} has a box already; keep one.')
     boxes[(row['video'], frame)] = box
   return boxes
 
@@ -262,6 +343,13 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
   code_path = None  # No download checksums to look up (see frame_dataset.py).
   options = FolderOptions()
 
+  @classmethod
+  def get_builder_config(cls, name, version=None):
+    """Every name is a config (one per folder, see `build_name`), so TFDS takes it without a warning and a
+    builder rebuilt from a pickle gets the same one."""
+    del version
+    return tfds.core.BuilderConfig(name=name, description='The videos of one folder.')
+
   def _info(self):
     from landmarks_jax.data_pipelines import frame_dataset  # pylint: disable=g-import-not-at-top
     features = frame_dataset.frame_features('jpeg', None)
@@ -271,17 +359,20 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     folder = os.fspath(dl_manager.manual_dir)
     options = self.options
     items = scan(folder)
+    names = [item.name for item in items]
+    # The CSVs first: their mistakes show in a moment, before any video is decoded.
+    keypoint_names, points = read_keypoints(options.keypoints, names) if options.keypoints else ([], {})
+    boxes = read_boxes(options.crop, names) if options.crop not in CROPS else {}
     skipped = []
     for item in items:
       try:
-        probe(item)
-      except VideoFolderError as error:
+        probe(item, whole=options.skip_bad_files)
+      except BadFileError as error:
         if not options.skip_bad_files:
-          raise
+          raise VideoFolderError(f'{error} {bad_file_fix(options)}') from error
         logging.warning('Leaving out %s: %s', item.path, error)
         skipped.append(item.path)
     usable = [item for item in items if item.path not in skipped]
-    names = [item.name for item in items]
     split_of = assign_splits([item.name for item in usable], options)
     empty = [split for split in SPLITS if split not in split_of.values()]
     if empty:
@@ -290,8 +381,6 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
           f'({len(usable)} usable videos): splits are by '
           'whole videos, so they need at least one video each. Add videos (or cut a long one into parts), or '
           'list the split of each in --config.video_split_file.')
-    keypoint_names, points = read_keypoints(options.keypoints, names) if options.keypoints else ([], {})
-    boxes = read_boxes(options.crop, names) if options.crop not in CROPS else {}
     train_videos = {name for name, split in split_of.items() if split == 'train'}
     unannotated = [k for k in keypoint_names if not any(k in found for (video, _), found in points.items()
                                                         if video in train_videos)]
@@ -303,6 +392,7 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     self.info.metadata['video_names'] = names
     self.info.metadata['skipped'] = skipped
     self.info.metadata[OPTIONS_KEY] = recorded_options(folder, options)
+    self.info.metadata[CONTENTS_KEY] = folder_contents(folder, items)
     self.info.metadata['videos'] = {}  # filled as each split's records are written
     context = dict(options=options, keypoint_names=keypoint_names, points=points, boxes=boxes)
     return {split: self._generate_examples(split, [(names.index(item.name), item) for item in usable
@@ -315,7 +405,7 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     table, key = [], 0
     for video_id, item in videos:
       count, first = 0, key
-      for number, image in read_frames(item):
+      for number, image in _frames_or_fix(item, options):
         count += 1
         if number % options.stride:
           continue
@@ -340,11 +430,63 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     self.info.metadata['videos'][split] = table
 
 
-def probe(item: Item) -> None:
-  """Reads the first frame of a video, frame folder or image: a file that is not one fails here, named."""
+def probe(item: Item, whole: bool = False) -> None:
+  """Decodes the first frame of a video, frame folder or image, or with `whole` every frame (a video that
+  breaks midway, a corrupt frame in a folder): a file that is not one raises BadFileError, named."""
+  count = 0
   for _ in read_frames(item):
-    return
-  raise VideoFolderError(f'{item.path} has no frame.')
+    count += 1
+    if not whole:
+      break
+  if not count:
+    raise BadFileError(f'{item.path} has no frame.')
+
+
+def bad_file_fix(options: FolderOptions) -> str:
+  """What to do about an unreadable file of a build: the skip option, unless it is already on."""
+  if options.skip_bad_files:
+    return 'Remove it or re-encode it (it changed after it was checked).'
+  return 'Remove it, re-encode it, or pass --config.video_skip_bad_files=True to leave it out.'
+
+
+def _frames_or_fix(item: Item, options: FolderOptions) -> Iterator[tuple[int, Image.Image]]:
+  """read_frames of a build: an unreadable file's error says what to do about it."""
+  try:
+    yield from read_frames(item)
+  except BadFileError as error:
+    raise VideoFolderError(f'{error} {bad_file_fix(options)}') from error
+
+
+def folder_contents(folder: str, items: Sequence[Item]) -> dict[str, str]:
+  """{path relative to the folder: digest of its files' names, sizes and modification times} of each video,
+  frame folder and image: recorded by a build, so that a folder changed since is noticed."""
+  contents = {}
+  for item in items:
+    if item.kind == 'frames':
+      files = sorted(f for f in os.listdir(item.path) if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
+    else:
+      files = ['']
+    digest = hashlib.sha256()
+    for name in files:
+      stat = os.stat(os.path.join(item.path, name) if name else item.path)
+      digest.update(f'{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0'.encode())
+    contents[os.path.relpath(item.path, folder)] = digest.hexdigest()[:16]
+  return contents
+
+
+def contents_changes(before: dict[str, str], now: dict[str, str]) -> str:
+  """'added a; removed b; modified c' between two folder_contents (empty when they match)."""
+  changes = (('added', sorted(set(now) - set(before))), ('removed', sorted(set(before) - set(now))),
+             ('modified', sorted(k for k in set(now) & set(before) if now[k] != before[k])))
+  return '; '.join(f'{what} {", ".join(names)}' for what, names in changes if names)
+
+
+def build_name(folder: str) -> str:
+  """The build's TFDS config name: the folder's name and a short hash of its resolved path, so that builds of
+  several folders live side by side in one data directory."""
+  path = os.path.realpath(folder)
+  stem = re.sub(r'[^A-Za-z0-9_]+', '_', os.path.basename(path)).strip('_')[:40] or 'folder'
+  return f'{stem}_{hashlib.sha256(path.encode()).hexdigest()[:10]}'
 
 
 def recorded_options(folder: str, options: FolderOptions) -> str:
@@ -353,13 +495,15 @@ def recorded_options(folder: str, options: FolderOptions) -> str:
 
 
 def prepare(folder: str, data_dir: str | None, options: FolderOptions) -> VideoFolder:
-  """Builds the folder's dataset into `data_dir` once and returns the builder; a build from another folder or
-  with other options is refused, naming the difference."""
+  """Builds the folder's dataset into `data_dir` once and returns the builder. Each folder has its own build
+  there (`build_name`); a build with other options, or of a folder whose videos changed since, is refused,
+  naming the difference. A build whose folder is gone (the data dir copied to another machine) is reused."""
   options.check()
-  builder = VideoFolder(data_dir=data_dir or None, file_format='array_record')
+  builder = VideoFolder(data_dir=data_dir or None, config=build_name(folder), file_format='array_record')
   builder.options = options
   if builder.data_path.exists():
-    built = (builder.info.metadata or {}).get(OPTIONS_KEY)
+    metadata = builder.info.metadata or {}
+    built = metadata.get(OPTIONS_KEY)
     wanted = recorded_options(folder, options)
     if built != wanted:
       before, now = json.loads(built or '{}'), json.loads(wanted)
@@ -368,6 +512,12 @@ def prepare(folder: str, data_dir: str | None, options: FolderOptions) -> VideoF
       raise VideoFolderError(f'The video_folder build in {builder.data_path} was made from other options ({changed}). '
                              f'Pass another --config.data_dir for this one, or delete {builder.data_path} to '
                              'rebuild.')
+    if os.path.isdir(folder):
+      changes = contents_changes(metadata.get(CONTENTS_KEY, {}), folder_contents(folder, scan(folder)))
+      if changes:
+        raise VideoFolderError(f'{folder} changed since it was built into {builder.data_path} ({changes}): '
+                               f'delete {builder.data_path} to build it again from the folder as it is now, or '
+                               'put the files back as they were.')
     return builder
   scan(folder)  # a missing or empty folder fails before TFDS creates anything
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=folder))

@@ -15,15 +15,18 @@
 The workdir may come from any dataset (BBC Pose, the humanoid data, your own videos) or from `import_torch`.
 The model sees each frame as in training: the whole frame squeezed to a square ('full', the default), its
 centre square ('center'), or boxes from a CSV (video,frame,x0,y0,x1,y1), chosen by --crop. Frames are batched
-over the local devices. Every file is written whole or not at all.
+over the local devices. Every file is written whole or not at all. In a folder, a video that cannot be read
+(or breaks midway) is named and left out, the others are written, and the command then exits non-zero.
 """
 
 import csv
 import os
+import tempfile
 from typing import Any, Iterator, Sequence
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -62,6 +65,18 @@ def define_flags() -> None:
   flags.DEFINE_bool('mask', False, 'Show the predicted foreground mask beside each frame (models with masks).')
   flags.DEFINE_bool('video', True, 'Write annotated.mp4 (off: only the landmark files).')
   flags.mark_flags_as_required(['workdir', 'input', 'output'])
+
+
+class PredictError(ValueError):
+  """An output predict cannot write, or inputs it could not read; the message names them and what to do."""
+
+
+class VideosFailed(PredictError):
+  """Some videos of a folder could not be read; the others were written, and `results` holds them."""
+
+  def __init__(self, message: str, results: dict[str, dict[str, np.ndarray]]):
+    super().__init__(message)
+    self.results = results
 
 
 class Predictor:
@@ -240,7 +255,8 @@ def run(workdir: str, input_path: str, output: str, *, config: ml_collections.Co
     raise ValueError('--mask needs a model with foreground masks; this run was trained with use_fg_bg_mask=False.')
   if batch_size is not None and batch_size < 1:
     raise ValueError(f'--batch_size must be at least 1, got {batch_size}.')
-  items = video_files.inputs(input_path)  # a bad --input fails before the model is loaded
+  items = video_files.inputs(input_path)  # a bad --input or --output fails before the model is loaded
+  check_output(output)
   joint_map = landmark_eval.read_joint_map(workdir) if keypoints else None
   variables, step = landmark_eval.load_variables(workdir, step, config)
   if joint_map and joint_map['weights'].shape[0] != 2 * config.n_landmarks:
@@ -248,24 +264,69 @@ def run(workdir: str, input_path: str, output: str, *, config: ml_collections.Co
                      f'model has {config.n_landmarks}; run evaluate again for this run.')
   predictor = Predictor(config, variables, crop, batch_size, joint_map)
   predictor.load_boxes([item.name for item in items])
-  results = {}
+  results, failures = {}, []
   for item in items:
-    results[item.name] = predict_video(item, predictor, os.path.join(output, item.name), write_video=write_video,
-                                       with_mask=with_mask)
+    out_dir = os.path.join(output, item.name)
+    fresh = not os.path.exists(out_dir)
+    try:
+      results[item.name] = predict_video(item, predictor, out_dir, write_video=write_video, with_mask=with_mask)
+    except video_folder.VideoFolderError as error:
+      if fresh and os.path.isdir(out_dir) and not os.listdir(out_dir):
+        os.rmdir(out_dir)
+      if len(items) == 1:
+        if isinstance(error, video_folder.BadFileError):
+          raise video_folder.VideoFolderError(f'{error} Re-encode it, or pass another --input.') from error
+        raise
+      logging.warning('Leaving out %s: %s', item.name, error)
+      failures.append(error)
+    except OSError as error:
+      raise PredictError(f'Cannot write {out_dir}: {error.strerror or error}; the {len(results)} videos before it '
+                         f'were written. Free or fix {output}, or pass another --output.') from error
+  if failures:
+    fix = (' Re-encode those files or move them out of the folder.'
+           if any(isinstance(e, video_folder.BadFileError) for e in failures) else '')
+    raise VideosFailed(f'{len(failures)} of {len(items)} videos could not be read, the other {len(results)} were '
+                       f'written to {output}: {" ".join(map(str, failures))}{fix}', results)
   return results
+
+
+def check_output(output: str) -> None:
+  """Makes the output folder and writes a scratch file in it, so that a file in the way or a read-only disk
+  stops predict before the model is loaded, in one line naming the folder."""
+  if os.path.isfile(output):
+    raise PredictError(f'--output {output} is a file; pass a folder (it is made if missing).')
+  try:
+    os.makedirs(output, exist_ok=True)
+    with tempfile.TemporaryFile(dir=output):
+      pass
+  except OSError as error:
+    raise PredictError(f'Cannot write to --output {output}: {error.strerror or error}; pass a folder you can '
+                       'write to.') from error
+
+
+def execute(workdir: str, input_path: str, output: str, **options) -> None:
+  """`run` as the command runs it: a line per video written; a person's mistake (a bad input, output or workdir,
+  unreadable videos) ends it with one line and a non-zero exit (SystemExit), no traceback."""
+  try:
+    results = run(workdir, input_path, output, **options)
+  except VideosFailed as error:
+    _print_written(error.results, output)
+    raise SystemExit(f'Error: {error}') from error
+  except (FileNotFoundError, ValueError, landmark_eval.CheckpointError, checkpoints.CheckpointUnreadable) as error:
+    raise SystemExit(f'Error: {error}') from error
+  _print_written(results, output)
+
+
+def _print_written(results: dict[str, dict[str, np.ndarray]], output: str) -> None:
+  for name, result in results.items():
+    print(f'{name}: {len(result["frame"])} frames -> {os.path.join(output, name)}')
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    results = run(FLAGS.workdir, FLAGS.input, FLAGS.output, config=FLAGS.config, step=FLAGS.step, crop=FLAGS.crop,
-                  batch_size=FLAGS.batch_size, keypoints=FLAGS.keypoints, with_mask=FLAGS.mask,
-                  write_video=FLAGS.video)
-  except (FileNotFoundError, ValueError, landmark_eval.CheckpointError, checkpoints.CheckpointUnreadable) as error:
-    raise SystemExit(f'Error: {error}') from error
-  for name, result in results.items():
-    print(f'{name}: {len(result["frame"])} frames -> {os.path.join(FLAGS.output, name)}')
+  execute(FLAGS.workdir, FLAGS.input, FLAGS.output, config=FLAGS.config, step=FLAGS.step, crop=FLAGS.crop,
+          batch_size=FLAGS.batch_size, keypoints=FLAGS.keypoints, with_mask=FLAGS.mask, write_video=FLAGS.video)
 
 
 if __name__ == '__main__':
