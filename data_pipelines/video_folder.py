@@ -13,7 +13,8 @@ sees is the whole frame ('full', squeezed to a square), its centre square ('cent
 keypoints, a CSV of `video,frame,keypoint,x,y` in pixels of the original frames (a missing row, or empty x and
 y, is a keypoint not annotated there), become each record's 'joints' (NaN where missing) for evaluation.
 
-Images are read as displayed: a photo's EXIF orientation is applied, and 16-bit grey PNGs are scaled to 8 bits.
+Frames are read as displayed: a photo's EXIF orientation and a video's display rotation (phones record both
+sideways with a tag) are applied, and 16-bit grey PNGs are scaled to 8 bits.
 
 The CSVs are checked whole first (every row: its fields, a known video, a whole frame number, finite numbers, no
 keypoint twice on one frame; errors name the file and line), then the files (each file's first frame is
@@ -166,7 +167,9 @@ def read_frames(item: Item) -> Iterator[tuple[int, Image.Image]]:
         raise BadFileError(f'{item.path} holds no video stream.')
       for frame in container.decode(video=0):
         image = frame.to_image()
-        yield count, image if image.mode == 'RGB' else image.convert('RGB')
+        if frame.rotation % 360:  # a phone video's display rotation, counter-clockwise as PIL's rotate
+          image = image.rotate(frame.rotation, expand=True)
+        yield count, image
         count += 1
   except BadFileError:
     raise

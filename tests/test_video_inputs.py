@@ -137,6 +137,24 @@ def test_exif_orientation_is_applied_in_image_folder_builds(tmp_path):
   assert image[:6, :6, 0].mean() > 200 and image[-6:, -6:, 0].mean() < 100
 
 
+def test_a_phone_video_is_read_upright(tmp_path):
+  """A landscape stream with a display rotation of -90 degrees (counter-clockwise), as phones record portrait
+  video: it is read as displayed, turned clockwise, so its white corner moves from the top left to the top right."""
+  import av  # pylint: disable=g-import-not-at-top
+  path = os.fspath(tmp_path / 'portrait.mp4')
+  stored = np.zeros((32, 48, 3), np.uint8)
+  stored[:8, :8] = 255
+  with av.open(path, 'w') as container:
+    stream = container.add_stream('libx264', rate=30)
+    stream.width, stream.height, stream.pix_fmt = 48, 32, 'yuv420p'
+    stream.set_display_rotation(-90)
+    for packet in list(stream.encode(av.VideoFrame.from_ndarray(stored, format='rgb24'))) + list(stream.encode()):
+      container.mux(packet)
+  frame = _first_frame(video_folder.Item('portrait', 'video', path))
+  assert frame.shape == (48, 32, 3)
+  assert frame[:8, -8:].mean() > 200 and frame[:8, :8].mean() < 50
+
+
 def _keypoint_error(tmp_path, text):
   """The build's error for a keypoint CSV holding `text` (after its header) on a folder of three photos."""
   folder = _photos(tmp_path / 'photos')
