@@ -127,6 +127,11 @@ def scan(folder: str) -> list[Item]:
   return items
 
 
+def frame_files(folder: str) -> list[str]:
+  """The image files of a frame folder, in name order: its frames."""
+  return sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
   """An RGB image as a person sees it: turned upright by its EXIF orientation (phone photos are stored sideways
   with a tag that says so), and 16-bit grey (a PNG's 'I;16', or 'I') scaled to 8 bits instead of clipped."""
@@ -152,8 +157,7 @@ def read_frames(item: Item) -> Iterator[tuple[int, Image.Image]]:
   """(frame number, RGB image) of every frame; a file that cannot be decoded raises BadFileError naming it (the
   frame's own file in a frame folder, and how far a video decoded). Callers add the fix that fits them."""
   if item.kind == 'frames':
-    names = sorted(f for f in os.listdir(item.path) if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
-    for number, name in enumerate(names):
+    for number, name in enumerate(frame_files(item.path)):
       yield number, _read_image(os.path.join(item.path, name))
     return
   if item.kind == 'image':
@@ -465,10 +469,7 @@ def folder_contents(folder: str, items: Sequence[Item]) -> dict[str, str]:
   frame folder and image: recorded by a build, so that a folder changed since is noticed."""
   contents = {}
   for item in items:
-    if item.kind == 'frames':
-      files = sorted(f for f in os.listdir(item.path) if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
-    else:
-      files = ['']
+    files = frame_files(item.path) if item.kind == 'frames' else ['']
     digest = hashlib.sha256()
     for name in files:
       stat = os.stat(os.path.join(item.path, name) if name else item.path)

@@ -48,8 +48,7 @@ def stream_info(item: video_folder.Item) -> tuple[float, int | None]:
   if item.kind == 'image':
     return DEFAULT_FPS, 1
   if item.kind == 'frames':
-    return DEFAULT_FPS, sum(os.path.splitext(f)[1].lower() in video_folder.IMAGE_SUFFIXES
-                            for f in os.listdir(item.path))
+    return DEFAULT_FPS, len(video_folder.frame_files(item.path))
   import av  # pylint: disable=g-import-not-at-top
   try:
     with av.open(item.path) as container:

@@ -1,8 +1,8 @@
 """What people bring to a video_folder build and to `predict`: unreadable and half-broken files, 16-bit PNGs,
-phone photos with an EXIF orientation, keypoint CSVs with mistakes, an output that cannot be written, and
-several folders built under one data directory.
+phone photos and videos recorded sideways with a tag, keypoint CSVs with mistakes, an output that cannot be
+written, and several folders built under one data directory.
 
-The builds here are of a few tiny still images or short videos, so each takes about a second; `predict` runs an
+The builds here are of a few tiny still images or short videos, so each takes under a second; `predict` runs an
 untrained tiny model, compiled once for the module.
 """
 
@@ -19,8 +19,6 @@ from landmarks_jax.configs import test as test_config
 from landmarks_jax.data_pipelines import video_folder
 from test_evaluate import _save_untrained_run  # pylint: disable=g-bad-import-order
 from test_video_folder import write_video  # pylint: disable=g-bad-import-order
-
-ORIENTATION = 0x0112  # The EXIF tag; 6 means "rotate 90 degrees clockwise to display".
 
 
 def _clip(seed, count=6, size=(48, 32)):
@@ -88,6 +86,7 @@ def test_skip_bad_files_leaves_out_files_that_break_midway(tmp_path):
   builder = video_folder.prepare(os.fspath(folder), os.fspath(tmp_path / 'skip'), _options(skip_bad_files=True))
   assert sorted(builder.info.metadata['skipped']) == [os.fspath(folder / 'frames'), os.fspath(folder / 'midway.mp4')]
   assert sum(n for s in video_folder.SPLITS for _, _, n in builder.info.metadata['videos'][s]) == 18
+  assert 'skip_bad_files' not in video_folder.bad_file_fix(_options(skip_bad_files=True))  # not offered twice
 
 
 def test_a_video_that_breaks_midway_is_named_with_the_frame(tmp_path):
@@ -120,7 +119,7 @@ def _phone_photo(path, seed=0):
   stored[:, :] = np.random.default_rng(seed).integers(0, 60, 3)
   stored[-6:, :6] = (255, 0, 0)
   exif = Image.Exif()
-  exif[ORIENTATION] = 6
+  exif[video_folder.EXIF_ORIENTATION] = 6  # turn 90 degrees clockwise to display
   Image.fromarray(stored).save(path, exif=exif, quality=95)
   return np.rot90(stored, k=-1)
 
