@@ -10,8 +10,12 @@ import numpy as np
 
 
 def coordinate_grid(size: int) -> np.ndarray:
-  """The size values -1, -1 + 2 / size, ..., the pixel coordinates of a map `size` pixels wide."""
-  return (-1.0 + np.arange(size, dtype=np.float64) * (2.0 / size)).astype(np.float32)
+  """The size values -1, -1 + 2 / size, ..., the pixel coordinates of a map `size` pixels wide, in float64.
+
+  Callers cast it to their computation's dtype: at sizes that are not powers of two (48 px: steps of 1/12) the
+  float32 values differ from the float64 ones, and a float64 computation needs the float64 grid.
+  """
+  return -1.0 + np.arange(size, dtype=np.float64) * (2.0 / size)
 
 
 def estimate_gaussians(logits: jax.Array, fixed_covariance: float | None = None):
@@ -28,14 +32,14 @@ def estimate_gaussians(logits: jax.Array, fixed_covariance: float | None = None)
   # At least float32: a half-precision softmax would quantise the heatmaps; float64 stays float64.
   flat = jax.nn.softmax(logits.reshape(b, h * w, k).astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=1)
   grid_y, grid_x = np.meshgrid(coordinate_grid(h), coordinate_grid(w), indexing='ij')
-  coords = jnp.asarray(np.stack([grid_x.ravel(), grid_y.ravel()], axis=-1))  # (hw, 2)
+  coords = jnp.asarray(np.stack([grid_x.ravel(), grid_y.ravel()], axis=-1), flat.dtype)  # (hw, 2)
   precision = jax.lax.Precision.HIGHEST
   means = jnp.einsum('bnk,nd->bkd', flat, coords, precision=precision)
   if fixed_covariance is None:
     second = jnp.einsum('bnk,nd,ne->bkde', flat, coords, coords, precision=precision)
     covariance = second - means[..., :, None] * means[..., None, :]
   else:
-    covariance = jnp.broadcast_to(fixed_covariance * jnp.eye(2, dtype=jnp.float32), (b, k, 2, 2))
+    covariance = jnp.broadcast_to(fixed_covariance * jnp.eye(2, dtype=flat.dtype), (b, k, 2, 2))
   return flat.reshape(b, h, w, k), means[..., 0], means[..., 1], covariance
 
 
@@ -45,7 +49,7 @@ def render_gaussians(mean_x: jax.Array, mean_y: jax.Array, covariance: jax.Array
   c, d = covariance[..., 1, 0], covariance[..., 1, 1]
   det = a * d - b_ * c
   inv_a, inv_b, inv_c, inv_d = d / det, -b_ / det, -c / det, a / det
-  grid = jnp.asarray(coordinate_grid(size))
+  grid = jnp.asarray(coordinate_grid(size), jnp.promote_types(mean_x.dtype, jnp.float32))
   dx = grid[None, None, :, None] - mean_x[:, None, None, :]  # (B, 1, W, K)
   dy = grid[None, :, None, None] - mean_y[:, None, None, :]  # (B, H, 1, K)
   inv_a, inv_b, inv_c, inv_d = (v[:, None, None, :] for v in (inv_a, inv_b, inv_c, inv_d))
