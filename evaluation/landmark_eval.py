@@ -7,8 +7,11 @@ map_to_supervised_landmarks_bbc.py, then eval_supervised_landmarks_bbc.py), in o
    fitted on the training split and applied to the validation and test splits;
 3. map: the regressed joints back to full-frame pixels through each example's eval box;
 4. score: BBC Pose accuracy (the toolkit's 6-pixel rule), or for motion capture PCK, pixel error and
-   foreground-mask IoU; each next to the floor that the mean training pose (and an all-foreground mask) sets;
-5. write `<workdir>/eval/`: metrics.json, BBC Pose's preds_test.mat and preds_val.mat (the toolkit's layout,
+   foreground-mask IoU; each next to the floor that the mean training pose (and an all-foreground mask) sets,
+   and, where the dataset has true masks, the same regression from each frame's mask bounding box instead of
+   the landmarks (what knowing only where the body is gives);
+5. write `<workdir>/eval/`: metrics.json (and a copy per step in history/, the learning curve's points),
+   BBC Pose's preds_test.mat and preds_val.mat (the toolkit's layout,
    in record order; the test split's order is results.mat's), the fitted map (joint_map.npz, which `predict`
    applies to new videos), and pictures of the test split.
 A dataset without keypoints (your own videos without a keypoint CSV) has nothing to regress: its evaluation
@@ -46,9 +49,11 @@ from landmarks_jax import pictures
 from landmarks_jax.evaluation import regression
 from landmarks_jax.model.landmark_model import MODEL_FIELDS
 from landmarks_jax.model.landmark_model import model_from_config
+from landmarks_jax import user_errors
 
 EVAL_DIR = 'eval'
 METRICS_FILE = 'metrics.json'
+HISTORY_DIR = 'history'  # eval/history/step_<N>.json: every evaluation's metrics, kept
 JOINT_MAP_FILE = 'joint_map.npz'
 FIT_SPLIT = 'train'
 EVAL_SPLITS = ('validation', 'test')
@@ -70,11 +75,11 @@ _PASS_THE_RUNS_CONFIG = ("Pass the configuration the run was trained with: leave
                          "config.json (unless it was edited), or pass that run's config file and options.")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(user_errors.UserError, ValueError):
   """The checkpoint is not a landmarks_jax training state (it holds no generator variables)."""
 
 
-class VariablesMismatch(ValueError):
+class VariablesMismatch(user_errors.UserError, ValueError):
   """A checkpoint's variables do not fit the model the configuration describes."""
 
 
@@ -179,7 +184,8 @@ def dump_landmarks(config: ml_collections.ConfigDict, encode_fn, variables: Any,
     On every process, all N records: 'mean_x', 'mean_y' (N, K); 'covariance' (N, K, 2, 2); 'joints' (N, J, 2)
     full-frame pixels; 'boxes' (N, 4) eval boxes; 'video', 'frame', 'index' (N,) int32; with keep_masks,
     'pred_mask' (N, S, S, 1) with config.use_fg_bg_mask and 'gt_mask' (N, S, S, 1) when the dataset has masks,
-    both in [0, 1].
+    both in [0, 1]; when the dataset has masks, with keep_masks or not, 'gt_mask_box' (N, 4): each true mask's
+    bounding box (`mocap_metrics.mask_boxes`), the bounding-box baseline's features.
   """
   local_devices, process_count = jax.local_device_count(), jax.process_count()
   batch_size = batch_size or config.batch_size
@@ -195,6 +201,8 @@ def dump_landmarks(config: ml_collections.ConfigDict, encode_fn, variables: Any,
       for key, name in fields.items():
         if key in batch:
           columns[name].append(_rows(frames.unit_float(batch[key]) if key == 'mask' else batch[key]))
+      if 'mask' in batch:
+        columns['gt_mask_box'].append(mocap_metrics.mask_boxes(_rows(batch['mask']), MASK_THRESHOLD))
   dump = _gather({key: np.concatenate(parts) for key, parts in columns.items()})
   valid = dump.pop('valid')
   return {key: value[valid] for key, value in dump.items()}
@@ -222,6 +230,31 @@ def predict_joints(dump: Mapping[str, np.ndarray], weights: np.ndarray, dtype: t
   return boxes_lib.box_units_to_pixels(regression.apply_linear_map(features, weights), dump['boxes'])
 
 
+def mask_box_features(dump: Mapping[str, np.ndarray]) -> np.ndarray | None:
+  """(N, 4) true-mask bounding boxes of a split's frames, or None when its dump has no true masks."""
+  if 'gt_mask_box' in dump:
+    return np.asarray(dump['gt_mask_box'])
+  if 'gt_mask' in dump:
+    return mocap_metrics.mask_boxes(dump['gt_mask'], MASK_THRESHOLD)
+  return None
+
+
+def bounding_box_predictions(dumps: Mapping[str, Mapping[str, np.ndarray]], train_targets: np.ndarray,
+                             splits: Sequence[str]) -> dict[str, np.ndarray] | None:
+  """{split: (N, J, 2) pixel joints} regressed from each frame's true-mask bounding box, or None without masks.
+
+  The map is fitted on the training split as the landmarks' is (least squares, no intercept, the same
+  targets), from the box (x_min, y_min, x_max, y_max) instead of the landmarks: the floor that knowing only
+  where the body is sets.
+  """
+  features = {split: mask_box_features(dumps[split]) for split in (FIT_SPLIT,) + tuple(splits)}
+  if any(value is None for value in features.values()):
+    return None
+  weights = regression.fit_linear_map(features[FIT_SPLIT], train_targets)
+  return {split: boxes_lib.box_units_to_pixels(regression.apply_linear_map(features[split], weights),
+                                               dumps[split]['boxes']) for split in splits}
+
+
 def bbc_scores(pred_px: np.ndarray, gt_px: np.ndarray, joint_names: Sequence[str]) -> dict:
   """BBC Pose accuracy (share of joints within 6 toolkit pixels), mean and per joint."""
   accuracy = bbc_metric.bbc_accuracy(pred_px, gt_px, joint_names=tuple(joint_names))
@@ -237,8 +270,12 @@ def joint_scores(pred_px: np.ndarray, gt_px: np.ndarray, boxes: np.ndarray, join
 
 
 def score_split(config: ml_collections.ConfigDict, dump: Mapping[str, np.ndarray], pred_px: np.ndarray,
-                train_targets: np.ndarray, joint_names: Sequence[str]) -> dict:
-  """A split's scores with the floor of each under 'baseline': the mean training pose, all-foreground masks."""
+                train_targets: np.ndarray, joint_names: Sequence[str], box_px: np.ndarray | None = None) -> dict:
+  """A split's scores with the floor of each under 'baseline': the mean training pose, all-foreground masks.
+
+  With `box_px` (the joints regressed from the true masks' bounding boxes), their joint scores and error ratio
+  to the mean pose go under 'bounding_box'.
+  """
   baseline_px = mocap_metrics.mean_pose_baseline(train_targets, dump['boxes'])
   if config.dataset == 'bbc_pose':
     scores = bbc_scores(pred_px, dump['joints'], joint_names)
@@ -246,7 +283,11 @@ def score_split(config: ml_collections.ConfigDict, dump: Mapping[str, np.ndarray
     return scores
   scores = joint_scores(pred_px, dump['joints'], dump['boxes'], joint_names)
   scores['baseline'] = joint_scores(baseline_px, dump['joints'], dump['boxes'], joint_names)
-  scores['error_ratio'] = scores['mean_pixel_error'] / max(scores['baseline']['mean_pixel_error'], 1e-12)
+  floor_error = max(scores['baseline']['mean_pixel_error'], 1e-12)
+  scores['error_ratio'] = scores['mean_pixel_error'] / floor_error
+  if box_px is not None:
+    scores['bounding_box'] = joint_scores(box_px, dump['joints'], dump['boxes'], joint_names)
+    scores['bounding_box']['error_ratio'] = scores['bounding_box']['mean_pixel_error'] / floor_error
   if 'pred_mask' in dump and 'gt_mask' in dump:
     scores['mask_iou'] = mocap_metrics.mask_iou(dump['pred_mask'], dump['gt_mask'], MASK_THRESHOLD)
     scores['baseline']['mask_iou'] = mocap_metrics.all_foreground_iou(dump['gt_mask'], MASK_THRESHOLD)
@@ -273,7 +314,9 @@ def score(config: ml_collections.ConfigDict, dumps: Mapping[str, Mapping[str, np
   weights = fit_joint_map(dumps[FIT_SPLIT], dtype)
   train_targets = boxes_lib.joints_to_box_units(dumps[FIT_SPLIT]['joints'], dumps[FIT_SPLIT]['boxes'])
   predictions = {split: predict_joints(dumps[split], weights, dtype) for split in splits}
-  scores = {split: score_split(config, dumps[split], predictions[split], train_targets, joint_names)
+  box_predictions = bounding_box_predictions(dumps, train_targets, splits)  # None without true masks (BBC Pose)
+  scores = {split: score_split(config, dumps[split], predictions[split], train_targets, joint_names,
+                               None if box_predictions is None else box_predictions[split])
             for split in splits}
   return scores, predictions, weights
 
@@ -284,6 +327,7 @@ def metrics_record(config: ml_collections.ConfigDict, step: int, dumps: Mapping[
   return {
       'step': int(step),
       'dataset': config.dataset,
+      **({'dataset_seed': int(config.get('dataset_seed', 0))} if config.dataset == 'humanoid_mocap' else {}),
       'n_landmarks': int(next(iter(dumps.values()))['mean_x'].shape[1]),
       'num_joints': int(next(iter(dumps.values()))['joints'].shape[1]),
       'num_examples': {split: int(len(dump['index'])) for split, dump in dumps.items()},
@@ -292,7 +336,7 @@ def metrics_record(config: ml_collections.ConfigDict, step: int, dumps: Mapping[
 
 
 def summary(metrics: Mapping[str, Any]) -> str:
-  """A few lines a person reads: each split's score beside its floor, and the mask IoU beside all-foreground."""
+  """A few lines a person reads: each split's score beside its floors, and the mask IoU beside all-foreground."""
   lines = [f"Landmarks at step {metrics['step']} ({metrics['dataset']}, {metrics['n_landmarks']} landmarks), "
            'linearly regressed to the joints:']
   if any('reconstruction_loss' in (metrics.get(split) or {}) for split in EVAL_SPLITS):
@@ -310,9 +354,12 @@ def summary(metrics: Mapping[str, Any]) -> str:
       lines.append(f"  {split}: {scores['accuracy']:.1%} of joints within 6 px "
                    f"(mean training pose: {floor['accuracy']:.1%})")
       continue
+    box = scores.get('bounding_box')
     line = (f"  {split}: mean joint error {scores['mean_pixel_error']:.2f} px, {scores['error_ratio']:.2f} x the "
-            f"mean training pose's {floor['mean_pixel_error']:.2f} px; PCK@0.1 {scores['pck']['0.1']:.1%} "
-            f"(mean pose: {floor['pck']['0.1']:.1%})")
+            f"mean training pose's {floor['mean_pixel_error']:.2f} px"
+            + (f" (bounding box: {box['error_ratio']:.2f} x)" if box else '')
+            + f"; PCK@0.1 {scores['pck']['0.1']:.1%} (mean pose: {floor['pck']['0.1']:.1%}"
+            + (f", bounding box: {box['pck']['0.1']:.1%})" if box else ')'))
     if 'mask_iou' in scores:
       line += f"; foreground IoU {scores['mask_iou']:.3f} (all-foreground: {floor['mask_iou']:.3f})"
     lines.append(line)
@@ -323,12 +370,27 @@ def summary(metrics: Mapping[str, Any]) -> str:
 # Files.
 
 
+def history_file(metrics: Mapping[str, Any]) -> str:
+  """The name of a step's copy in eval/history/: step_<N>.json, or step_<N>_dataset_seed_<S>.json.
+
+  Scores on the subjects of another dataset seed keep their own name: they are not points of the run's curve.
+  """
+  seed = int(metrics.get('dataset_seed', 0))
+  return f"step_{int(metrics['step'])}" + (f'_dataset_seed_{seed}' if seed else '') + '.json'
+
+
 def write_metrics(eval_dir: str, metrics: Mapping[str, Any]) -> str:
-  """Writes metrics.json whole or not at all (beside it first, then moved over it); returns its path."""
+  """Writes metrics.json whole or not at all (beside it first, then moved over it); returns its path.
+
+  A copy goes to history/ under the step's name (`history_file`), so that evaluations during training, which
+  each replace metrics.json, leave the learning curve behind (`python -m landmarks_jax.learning_curve`).
+  """
   os.makedirs(eval_dir, exist_ok=True)
   path = os.path.join(eval_dir, METRICS_FILE)
-  text = json.dumps(metrics, indent=2, allow_nan=False)  # Fails on NaN before anything is written.
-  return files.write_text_atomically(path, text + '\n')
+  text = json.dumps(metrics, indent=2, allow_nan=False) + '\n'  # Fails on NaN before anything is written.
+  if 'step' in metrics:
+    files.write_text_atomically(os.path.join(eval_dir, HISTORY_DIR, history_file(metrics)), text)
+  return files.write_text_atomically(path, text)
 
 
 def write_bbc_predictions(eval_dir: str, predictions: Mapping[str, np.ndarray]) -> None:

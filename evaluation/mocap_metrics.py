@@ -2,8 +2,9 @@
 
 Joints: PCK (share of joints within a fraction of the crop side, max(w, h)) and mean pixel error. Masks:
 intersection over union of the thresholded foreground. Baselines: the mean training pose placed in each
-test box, and the all-foreground mask. Annotations may be missing (NaN joints, as a keypoint CSV of your own
-videos allows): each score counts the annotated joints only.
+test box, the joints regressed from the true mask's bounding box (`mask_boxes` gives the features), and the
+all-foreground mask. Annotations may be missing (NaN joints, as a keypoint CSV of your own videos allows):
+each score counts the annotated joints only.
 """
 
 import numpy as np
@@ -150,3 +151,35 @@ def mean_pose_baseline(train_targets, eval_boxes):
     raise ValueError('A joint is annotated in no training example; its mean training pose is undefined.')
   mean_pose = np.nanmean(train_targets, axis=0)
   return boxes_lib.box_units_to_pixels(np.tile(mean_pose, (eval_boxes.shape[0], 1)), eval_boxes)
+
+
+def mask_boxes(masks, threshold=0.5):
+  """Each mask's foreground bounding box, in the landmarks' coordinates: a floor for what landmarks tell.
+
+  The box (x_min, y_min, x_max, y_max) holds the first and last foreground column and row, where pixel i of
+  a side of S pixels sits at -1 + 2i / S, as the landmark means do; so a linear map from the box competes with
+  one from the landmarks on equal terms. A mask without foreground gives the whole frame's box.
+
+  Args:
+    masks: (N, H, W) or (N, H, W, 1) masks, float in [0, 1] or uint8 0..255.
+    threshold: foreground threshold.
+
+  Returns:
+    (N, 4) float32.
+  """
+  foreground = _foreground(masks, threshold)
+  height, width = foreground.shape[1:]
+
+  def first_and_last(any_on_axis, size):
+    """(N, size) bool -> (N, 2) first and last True index, (0, size - 1) where there is none."""
+    present = any_on_axis.any(axis=1)
+    first = np.where(present, np.argmax(any_on_axis, axis=1), 0)
+    last = np.where(present, size - 1 - np.argmax(any_on_axis[:, ::-1], axis=1), size - 1)
+    return np.stack([first, last], axis=1)
+
+  columns = first_and_last(foreground.any(axis=1), width)
+  rows = first_and_last(foreground.any(axis=2), height)
+  scale = np.array([2.0 / width, 2.0 / height])
+  lows = -1.0 + np.stack([columns[:, 0], rows[:, 0]], axis=1) * scale
+  highs = -1.0 + np.stack([columns[:, 1], rows[:, 1]], axis=1) * scale
+  return np.concatenate([lows, highs], axis=1).astype(np.float32)

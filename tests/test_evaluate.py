@@ -19,7 +19,9 @@ from landmarks_jax import device_layout
 from landmarks_jax import evaluate
 from landmarks_jax import train_state
 from landmarks_jax.configs import test as test_config
+from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import landmark_eval
+from landmarks_jax.evaluation import mocap_metrics
 
 SAVED_STEP = 3
 SPLITS = ('train', 'validation', 'test')
@@ -96,15 +98,17 @@ def test_mocap_metrics_file_is_complete(mocap_run):
   joint_names = list(datasets.prepare_dataset(config).info.metadata['joint_names'])
   for split in ('validation', 'test'):
     scores = metrics[split]
-    for result in (scores, scores['baseline']):
+    for result in (scores, scores['baseline'], scores['bounding_box']):
       assert list(result['pck']) == ['0.05', '0.1', '0.2']
       pck = list(result['pck'].values())
       assert all(0 <= p <= 1 for p in pck) and pck == sorted(pck)  # A looser threshold never counts fewer.
       assert list(result['per_joint_pixel_error']) == joint_names
       assert result['mean_pixel_error'] == pytest.approx(np.mean(list(result['per_joint_pixel_error'].values())))
+    for result in (scores, scores['baseline']):
       assert 0 <= result['mask_iou'] <= 1
-    ratio = scores['mean_pixel_error'] / scores['baseline']['mean_pixel_error']
-    assert scores['error_ratio'] == pytest.approx(ratio)
+    for result in (scores, scores['bounding_box']):
+      ratio = result['mean_pixel_error'] / scores['baseline']['mean_pixel_error']
+      assert result['error_ratio'] == pytest.approx(ratio)
     # The all-foreground mask scores the share of foreground pixels: small for a figure in a frame.
     assert 0 < scores['baseline']['mask_iou'] < 0.5
 
@@ -132,8 +136,27 @@ def test_summary_puts_each_score_beside_its_floor(mocap_run):
   test = metrics['test']
   for value in (f"{test['mean_pixel_error']:.2f} px", f"{test['error_ratio']:.2f} x",
                 f"{test['baseline']['mean_pixel_error']:.2f} px", f"IoU {test['mask_iou']:.3f}",
-                f"all-foreground: {test['baseline']['mask_iou']:.3f}"):
+                f"all-foreground: {test['baseline']['mask_iou']:.3f}",
+                f"(bounding box: {test['bounding_box']['error_ratio']:.2f} x)",
+                f"bounding box: {test['bounding_box']['pck']['0.1']:.1%})"):
     assert value in test_line
+
+
+def test_summary_gives_the_bounding_box_beside_the_mean_pose():
+  def joint_result(error, pck):
+    return {'mean_pixel_error': error, 'pck': {'0.05': pck / 2, '0.1': pck, '0.2': 1.0}}
+
+  test = dict(joint_result(11.44, 0.61), error_ratio=11.44 / 15.52, mask_iou=0.198,
+              baseline=dict(joint_result(15.52, 0.401), mask_iou=0.072),
+              bounding_box=dict(joint_result(12.4, 0.45), error_ratio=12.4 / 15.52))
+  metrics = {'step': 800, 'dataset': 'humanoid_mocap', 'n_landmarks': 16, 'test': test}
+  assert landmark_eval.summary(metrics).splitlines()[1] == (
+      "  test: mean joint error 11.44 px, 0.74 x the mean training pose's 15.52 px (bounding box: 0.80 x); "
+      'PCK@0.1 61.0% (mean pose: 40.1%, bounding box: 45.0%); foreground IoU 0.198 (all-foreground: 0.072)')
+  del test['bounding_box']  # Without true masks there is no box: the line as before.
+  assert landmark_eval.summary(metrics).splitlines()[1] == (
+      "  test: mean joint error 11.44 px, 0.74 x the mean training pose's 15.52 px; "
+      'PCK@0.1 61.0% (mean pose: 40.1%); foreground IoU 0.198 (all-foreground: 0.072)')
 
 
 def test_bbc_summary_gives_the_accuracy():
@@ -189,6 +212,21 @@ def test_dump_keeps_every_record_once_in_order_whatever_the_batch(mocap_run):
   np.testing.assert_allclose(other['mean_x'], dump['mean_x'], atol=1e-4)
   np.testing.assert_allclose(other['mean_y'], dump['mean_y'], atol=1e-4)
   assert 'pred_mask' not in other and 'gt_mask' not in other
+  # The true masks' boxes, the bounding-box baseline's features, are kept either way (the training split's
+  # dump keeps no masks).
+  np.testing.assert_array_equal(dump['gt_mask_box'], mocap_metrics.mask_boxes(dump['gt_mask']))
+  np.testing.assert_array_equal(other['gt_mask_box'], dump['gt_mask_box'])
+  assert dump['gt_mask_box'].shape == (len(source), 4) and np.ptp(dump['gt_mask_box'], axis=0).min() > 0
+
+
+def test_mask_boxes_are_in_the_landmarks_coordinates():
+  masks = np.zeros((3, 4, 8, 1), np.uint8)
+  masks[0, 1:3, 2:6] = 255  # rows 1..2 of 4, columns 2..5 of 8
+  masks[2, 3, 7] = 255  # the last pixel alone
+  # Pixel i of a side of S pixels sits at -1 + 2i / S; an empty mask gives the whole frame.
+  np.testing.assert_allclose(mocap_metrics.mask_boxes(masks),
+                             [[-0.5, -0.5, 0.25, 0.0], [-1.0, -1.0, 0.75, 0.5], [0.75, 0.5, 0.75, 0.5]])
+  np.testing.assert_allclose(mocap_metrics.mask_boxes(masks[..., 0] / 255.0 * 0.4), [[-1.0, -1.0, 0.75, 0.5]] * 3)
 
 
 def _synthetic_dump(rng, count, mix, with_masks=False):
@@ -251,6 +289,60 @@ def test_landmarks_linear_in_the_joints_give_zero_mocap_error(tmp_path):
   assert not os.path.exists(tmp_path / 'eval' / 'preds_test.mat')
 
 
+def _box_dumps(num_joints, side=16):
+  """Dumps whose joints are a linear function of each frame's true-mask bounding box, and landmarks noise.
+
+  The training split keeps only the boxes (as `dump_landmarks` keeps it); the others keep the masks.
+  """
+  rng = np.random.default_rng(1)
+  mix = rng.normal(0.0, 0.5, (4, 2 * num_joints))
+  dumps = {}
+  for split, count in (('train', 50), ('validation', 20), ('test', 25)):
+    dump = _synthetic_dump(rng, count, np.eye(2 * num_joints))
+    corners = np.sort(rng.integers(0, side, (count, 2, 2)), axis=1)  # (N, first / last, column / row)
+    masks = np.zeros((count, side, side, 1), np.float32)
+    for mask, ((column0, row0), (column1, row1)) in zip(masks, corners):
+      mask[row0:row1 + 1, column0:column1 + 1] = 1.0
+    box = -1.0 + 2.0 * corners.reshape(count, 4) / side
+    dump['joints'] = boxes_lib.box_units_to_pixels(box @ mix, dump['boxes'])
+    dump['mean_x'] = rng.uniform(-1, 1, dump['mean_x'].shape)
+    dump['mean_y'] = rng.uniform(-1, 1, dump['mean_y'].shape)
+    if split == 'train':
+      dump['gt_mask_box'] = box.astype(np.float32)
+    else:
+      dump['gt_mask'] = masks
+      dump['pred_mask'] = masks
+    dumps[split] = dump
+  return dumps
+
+
+def test_joints_linear_in_the_mask_box_give_zero_bounding_box_error(tmp_path):
+  config = test_config.get_config()
+  names = [f'joint{j}' for j in range(15)]
+  metrics, _ = landmark_eval.evaluate_dumps(config, _box_dumps(15), os.fspath(tmp_path), 5, names)
+  for split in ('validation', 'test'):
+    scores = metrics[split]
+    box = scores['bounding_box']
+    assert box['mean_pixel_error'] < 1e-3 and box['error_ratio'] < 1e-4
+    assert box['pck'] == {'0.05': 1.0, '0.1': 1.0, '0.2': 1.0}
+    assert list(box['per_joint_pixel_error']) == names and max(box['per_joint_pixel_error'].values()) < 1e-3
+    # Landmarks that are noise do no better than the mean pose; the floors stay apart.
+    assert scores['error_ratio'] > 0.9 and scores['baseline']['mean_pixel_error'] > 5
+  assert '(bounding box: 0.00 x); PCK@0.1' in landmark_eval.summary(metrics)
+  # Each evaluation also keeps its metrics under its step, for the learning curve.
+  with open(tmp_path / 'eval' / 'history' / 'step_5.json') as file:
+    assert json.load(file) == metrics == _read_metrics(tmp_path)
+
+
+def test_metrics_of_another_dataset_seed_keep_their_own_history_name(tmp_path):
+  metrics = {'step': 40, 'dataset': 'humanoid_mocap', 'dataset_seed': 3}
+  landmark_eval.write_metrics(os.fspath(tmp_path), metrics)
+  landmark_eval.write_metrics(os.fspath(tmp_path), dict(metrics, dataset_seed=0))
+  assert sorted(os.listdir(tmp_path / 'history')) == ['step_40.json', 'step_40_dataset_seed_3.json']
+  with open(tmp_path / 'history' / 'step_40_dataset_seed_3.json') as file:
+    assert json.load(file)['dataset_seed'] == 3
+
+
 def test_regression_is_fitted_on_the_training_split_only(tmp_path):
   config = test_config.get_config()
   dumps = _synthetic_dumps(15)
@@ -258,6 +350,7 @@ def test_regression_is_fitted_on_the_training_split_only(tmp_path):
   metrics, _ = landmark_eval.evaluate_dumps(config, dumps, os.fspath(tmp_path), 0, [str(j) for j in range(15)])
   assert metrics['test']['mean_pixel_error'] == pytest.approx(5.0 * np.sqrt(2), abs=1e-2)
   assert metrics['validation']['mean_pixel_error'] < 1e-2
+  assert 'bounding_box' not in metrics['test']  # no true masks, no box
 
 
 def test_missing_checkpoint_is_reported(tmp_path):
