@@ -7,12 +7,14 @@ NVIDIA/UnsupervisedLandmarkLearning) and run on the CPU: its `.cuda()` calls are
 built. The VGG19 has random weights (the step's cost does not depend on them, and nothing is downloaded); when
 torchvision is not installed, a stand-in builds torchvision's VGG19 layer layout. Needs the `torch` extra.
 
-It runs in a process of its own (`time_in_subprocess`), by default with malloc as the original has it (this
-package changes it on import: host_allocator.py), so that neither step shares the other's threads, memory or
-settings.
+`build_training` and `OriginalTraining.step` are that set-up and loop body; `peer_training` trains the
+original with them too. The timing runs in a process of its own (`time_in_subprocess`), by default with malloc
+as the original has it (this package changes it on import: host_allocator.py), so that neither step shares the
+other's threads, memory or settings.
 """
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import time
 import types
-from typing import Any
+from typing import Any, Callable
 
 from landmarks_jax import host_allocator
 
@@ -101,45 +103,91 @@ def import_models(checkout: str):
         sys.modules[name] = module
 
 
+@dataclasses.dataclass
+class OriginalTraining:
+  """The original's networks, losses and optimisers, built as its train.py builds them, and its loop body."""
+  torch: Any
+  config: Any
+  model: Any
+  perceptual: Any
+  discriminator: Any
+  gan_loss: Any
+  optimizer: Any
+  optimizer_d: Any
+
+  def step(self, input_a, input_b, target) -> dict:
+    """One iteration of train.py's loop on NCHW inputs in [-1, 1]; returns its losses (detached tensors)."""
+    torch, config, discriminator = self.torch, self.config, self.discriminator
+    self.optimizer.zero_grad()
+    with _on_the_cpu(torch):
+      reconstruction = self.model(input_a, input_b)['reconstruction']
+      loss = self.perceptual(reconstruction, target.clone()) * config.vgg_lambda if config.use_vgg else 0.0
+      losses = {'loss_vgg': loss}
+      if discriminator is not None:
+        loss_d = 0.5 * (self.gan_loss(discriminator(reconstruction.detach()), False) +
+                        self.gan_loss(discriminator(target), True))
+        losses['loss_G_GAN'] = self.gan_loss(discriminator(reconstruction), True)
+        loss = loss + losses['loss_G_GAN']
+    loss.backward()
+    if not config.no_grad_clip:
+      torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+    self.optimizer.step()
+    if discriminator is not None:
+      self.optimizer_d.zero_grad()
+      loss_d.backward()
+      if not config.no_grad_clip:
+        torch.nn.utils.clip_grad_norm_(discriminator.parameters(), 1.0)
+      self.optimizer_d.step()
+      losses['loss_D'] = loss_d
+    return {name: value.detach() for name, value in losses.items() if not isinstance(value, float)}
+
+
+def build_training(modules: dict, config: Any, prepare: Callable | None = None,
+                   vgg_features: Callable | None = None) -> OriginalTraining:
+  """The original's model, VGG19 perceptual loss, discriminator (with use_gan) and Adam at config's options.
+
+  `prepare(model, discriminator)` runs after the networks are built and before the optimisers see their
+  parameters (to change submodules or initialise them); `vgg_features()`, when given, is the `features`
+  stack the perceptual loss takes its first 23 layers from, instead of the stand-in's random VGG19.
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  options = {name: config[name] for name in ('n_landmarks', 'n_filters', 'use_identity_covariance', 'fixed_covar',
+                                             'img_size', 'use_fg_bg_mask', 'low_res_mask', 'nsf', 'naf', 'ngc')}
+  losses_module = modules['losses']
+  saved_models = getattr(losses_module, 'models', None)
+  if vgg_features is not None:  # the loss module's `torchvision.models`, while the loss is built
+    losses_module.models = types.SimpleNamespace(
+        vgg19=lambda *unused_args, **unused_kwargs: types.SimpleNamespace(features=vgg_features()))
+  try:
+    with _on_the_cpu(torch):
+      model = modules['part_factorized_model'].PartFactorizedModel(options)
+      perceptual = losses_module.Vgg19PerceptualLoss(config.reduced_w)
+      discriminator = gan_loss = None
+      if config.use_gan:
+        discriminator = modules['discriminator'].MultiscaleDiscriminator(
+            3, config.ndf, config.n_layers_D, 'instance', config.no_lsgan, config.num_D, False, False)
+        gan_loss = losses_module.GANLoss(use_lsgan=not config.no_lsgan)
+  finally:
+    if vgg_features is not None:
+      losses_module.models = saved_models
+  if prepare is not None:
+    prepare(model, discriminator)
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+  optimizer_d = (torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate) if discriminator else None)
+  return OriginalTraining(torch, config, model, perceptual, discriminator, gan_loss, optimizer, optimizer_d)
+
+
 def time_original_step(checkout: str, config: Any, batch_size: int, num_steps: int, warmup: int = 1) -> dict:
   """Median seconds of the original's training step at config's sizes and `batch_size`, on this CPU."""
   import torch  # pylint: disable=g-import-not-at-top
   modules = import_models(checkout)
-  options = {name: config[name] for name in ('n_landmarks', 'n_filters', 'use_identity_covariance', 'fixed_covar',
-                                             'img_size', 'use_fg_bg_mask', 'low_res_mask', 'nsf', 'naf', 'ngc')}
   torch.manual_seed(0)
-  with _on_the_cpu(torch):
-    model = modules['part_factorized_model'].PartFactorizedModel(options)
-    perceptual = modules['losses'].Vgg19PerceptualLoss(config.reduced_w)
-    discriminator = gan_loss = None
-    if config.use_gan:
-      discriminator = modules['discriminator'].MultiscaleDiscriminator(
-          3, config.ndf, config.n_layers_D, 'instance', config.no_lsgan, config.num_D, False, False)
-      gan_loss = modules['losses'].GANLoss(use_lsgan=not config.no_lsgan)
-  optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-  optimizer_d = (torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate) if discriminator else None)
+  training = build_training(modules, config)
   shape = (batch_size, 3, config.img_size, config.img_size)
   input_a, input_b, target = (torch.rand(shape) * 2 - 1 for _ in range(3))
 
   def step():
-    optimizer.zero_grad()
-    with _on_the_cpu(torch):
-      reconstruction = model(input_a, input_b)['reconstruction']
-      loss = perceptual(reconstruction, target.clone()) * config.vgg_lambda if config.use_vgg else 0.0
-      if discriminator is not None:
-        loss_d = 0.5 * (gan_loss(discriminator(reconstruction.detach()), False) +
-                        gan_loss(discriminator(target), True))
-        loss = loss + gan_loss(discriminator(reconstruction), True)
-    loss.backward()
-    if not config.no_grad_clip:
-      torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    if discriminator is not None:
-      optimizer_d.zero_grad()
-      loss_d.backward()
-      if not config.no_grad_clip:
-        torch.nn.utils.clip_grad_norm_(discriminator.parameters(), 1.0)
-      optimizer_d.step()
+    training.step(input_a, input_b, target)
 
   for _ in range(warmup):
     step()
