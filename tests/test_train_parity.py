@@ -117,15 +117,12 @@ def _compare_tensors(ours, expected, tolerance, what):
   return worst
 
 
-@pytest.fixture(scope='module')
-def reference():
-  data = np.load(REFERENCE, allow_pickle=False)
-  return {k: data[k] for k in data.files}
+def run_steps(reference):
+  """Runs our pmapped step over the file's steps on its inputs in float64.
 
-
-@pytest.fixture(scope='module')
-def trained(reference):
-  """Runs our pmapped step over the file's steps; returns the config, per-step metrics and states."""
+  Returns the config, per-step metrics, the state after each step, and the generator and discriminator
+  variables before the first step.
+  """
   with jax.enable_x64(True):
     devices = _devices(reference['frames'].shape[1])
     config, steps = _config(reference, len(devices))
@@ -158,6 +155,31 @@ def trained(reference):
     return config, metrics, states, generator, discriminator
 
 
+def step_zero_gradients_by_torch_name(trained):
+  """Step 0's gradients before clipping, (generator's, discriminator's or None), keyed by torch names."""
+  config, metrics, states, generator, discriminator = trained
+  clip = not config.no_grad_clip
+  grads = _step0_gradients(_adam_first_moment(states[0].generator_opt_state), generator['params'],
+                           config.weight_decay, metrics[0]['grad_norm_G'], clip)
+  model_grads, discriminator_grads = model_by_torch_name({'params': grads}), None
+  if config.use_gan:
+    grads = _step0_gradients(_adam_first_moment(states[0].discriminator_opt_state), discriminator['params'], 0.0,
+                             metrics[0]['grad_norm_D'], clip)
+    discriminator_grads = discriminator_by_torch_name({'params': grads})
+  return model_grads, discriminator_grads
+
+
+@pytest.fixture(scope='module')
+def reference():
+  data = np.load(REFERENCE, allow_pickle=False)
+  return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope='module')
+def trained(reference):
+  return run_steps(reference)
+
+
 def test_every_steps_losses_and_gradient_norms(reference, trained):
   _, metrics, _, _, _ = trained
   for step, ours in enumerate(metrics):
@@ -168,19 +190,14 @@ def test_every_steps_losses_and_gradient_norms(reference, trained):
 
 
 def test_step_zero_gradients(reference, trained):
-  config, metrics, states, generator, discriminator = trained
-  clip = not config.no_grad_clip
-  grads = _step0_gradients(_adam_first_moment(states[0].generator_opt_state), generator['params'],
-                           config.weight_decay, metrics[0]['grad_norm_G'], clip)
+  config, metrics, _, _, _ = trained
+  model_grads, discriminator_grads = step_zero_gradients_by_torch_name(trained)
   norm = metrics[0]['grad_norm_G']
-  _compare_tensors(model_by_torch_name({'params': grads}), _reference_items(reference, 'grad0/model/'),
+  _compare_tensors(model_grads, _reference_items(reference, 'grad0/model/'),
                    lambda value: GRADIENT_TOLERANCE * norm, 'generator gradient')
   if config.use_gan:
-    grads = _step0_gradients(_adam_first_moment(states[0].discriminator_opt_state), discriminator['params'], 0.0,
-                             metrics[0]['grad_norm_D'], clip)
     norm = metrics[0]['grad_norm_D']
-    _compare_tensors(discriminator_by_torch_name({'params': grads}),
-                     _reference_items(reference, 'grad0/discriminator/'),
+    _compare_tensors(discriminator_grads, _reference_items(reference, 'grad0/discriminator/'),
                      lambda value: GRADIENT_TOLERANCE * norm, 'discriminator gradient')
 
 
