@@ -71,8 +71,12 @@ def rgb_to_hsv(images: jax.Array) -> jax.Array:
   saturation = jnp.where(colourful, chroma / jnp.where(colourful, value, 1.0), 0.0)
   safe_chroma = jnp.where(colourful, chroma, 1.0)
   red_c, green_c, blue_c = [(value - channel) / safe_chroma for channel in (red, green, blue)]
-  sector = jnp.where(value == red, blue_c - green_c,
-                     jnp.where(value == green, 2.0 + red_c - blue_c, 4.0 + green_c - red_c))
+  # The largest channel by comparisons of the channels themselves, not by equality with `value`: inside a fused
+  # step XLA may compute a channel twice with different rounding, and then no equality would hold.
+  red_largest = (red >= green) & (red >= blue)
+  green_largest = ~red_largest & (green >= blue)
+  sector = jnp.where(red_largest, blue_c - green_c,
+                     jnp.where(green_largest, 2.0 + red_c - blue_c, 4.0 + green_c - red_c))
   hue = jnp.where(colourful, jnp.mod(sector / 6.0, 1.0), 0.0)
   return jnp.stack([hue, saturation, value], axis=-1)
 
