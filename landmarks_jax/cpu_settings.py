@@ -1,9 +1,9 @@
 """XLA's CPU settings, chosen by the processor before JAX starts its CPU backend.
 
-On processors with AVX2 but no AVX-512 (measured on an AMD EPYC), XLA's YNNPACK convolution fusions run a pair
-of 3x3 convolutions at 21 GFLOP/s against 87 without them, and the BBC Pose training step takes 86 s against
-29. With AVX-512 (measured on an Intel Xeon and an AMD EPYC) the fusions are as fast or faster, so they stay
-on there. The package applies this when it is imported, unless:
+On processors with AVX2 but no AVX-512, XLA's YNNPACK convolution fusions made convolutions, and the BBC Pose
+training step, several times slower, so they are turned off there. With AVX-512 they are as fast or faster,
+so they stay on (docs/benchmarks.md, "XLA's CPU settings", has the figures). The package applies this when it is
+imported, unless:
 - XLA_FLAGS already names the setting (a user's own choice always wins), or
 - LANDMARKS_JAX_XLA_DEFAULTS=1 is set, which leaves XLA's own defaults alone.
 A process that initialised JAX's CPU backend before importing landmarks_jax keeps the settings it started with.

@@ -1,11 +1,10 @@
 """glibc's malloc set to keep freed memory for reuse, where JAX computes on the CPU.
 
-XLA:CPU allocates each execution's temporary buffers afresh: 4.2 GB in one block for the BBC Pose step at
-batch 8. glibc serves a block that large with a new mapping and unmaps it when it is freed, so every step
-faults its 4 GB back in, a page at a time (a million page faults): the step took 9.0 s on the project's Intel
-test machine, of which the faults cost 2.2 s. With one arena, no mappings and no trimming, a freed block stays
-in the heap and the next step reuses it: 6.8 s (the embedded default's small step: 0.46 to 0.48 s either way).
-The process keeps up to one more step's buffers resident (peak 10.5 GB against 6.9 GB for that BBC Pose step).
+XLA:CPU allocates each execution's temporary buffers afresh, several GB in one block for the BBC Pose step.
+glibc serves a block that large with a new mapping and unmaps it when it is freed, so every step faults it back
+in, a page at a time. With one arena, no mappings and no trimming, a freed block stays in the heap and the next
+step reuses it. The process then keeps up to one more step's buffers resident. docs/benchmarks.md ("Host
+memory") has the step times, page faults and peak memory either way.
 
 The package applies this when it is imported, before JAX starts its CPU backend (whose threads would otherwise
 take arenas of their own, which glibc always lets map), where all of these hold:

@@ -2,12 +2,11 @@
 
 On CPUs where oneDNN's custom calls are built (`onednn_convolution.py`), they run the convolution and both its
 gradients. Where they are not, XLA:CPU computes a convolution's kernel gradient as one convolution whose window
-is the whole image; on the project's 2-core test machines it runs at a fifth to a tenth of the forward
-convolution's rate, and it was most of the training step's time; the gradient here is instead a loop over bands
-of output rows: each band's input windows (im2col) are laid out in cache and multiplied with the band's output
+is the whole image, far slower than its forward convolution; the gradient here is instead a loop over bands of
+output rows: each band's input windows (im2col) are laid out in cache and multiplied with the band's output
 gradient, and the products are summed; where the output has fewer channels than the input, the two swap roles
-(`kernel_gradient`). At the BBC Pose step's shapes that runs at 39 to 246 GFLOP/s where XLA's runs at 6 to 95.
-The forward pass and the input gradient stay XLA's. Other backends use XLA's gradient throughout.
+(`kernel_gradient`). The forward pass and the input gradient stay XLA's. Other backends use XLA's gradient
+throughout. docs/benchmarks.md ("The banded kernel gradient") has the measurements behind the rule.
 """
 
 import contextlib
@@ -23,7 +22,7 @@ DIMENSIONS = ('NHWC', 'HWIO', 'NHWC')
 BAND_BYTES = 8 * 2**20
 
 
-# Below these sizes XLA's own kernel gradient is as fast or faster (measured on the Intel kind of test machine).
+# Below these sizes XLA's own kernel gradient is as fast or faster (docs/benchmarks.md).
 MIN_BANDED_PIXELS = 32 * 32  # output pixels of one image
 MIN_BANDED_FLOPS = 5e8  # of the kernel gradient, the whole batch
 
@@ -118,8 +117,7 @@ def kernel_gradient(x: jax.Array, grad_y: jax.Array, kernel_size: tuple[int, int
   """d(loss)/d(kernel) of a convolution, (kh, kw, in, out), from its input and output gradient.
 
   With stride 1 and fewer output than input channels, the windows are taken over the output gradient instead
-  (fewer channels to lay out, a taller product: 1.3 to 2.1 times faster at the generator's 128 -> 64 and 128 ->
-  32): dW[i, j] = sum over input pixels q of outer(x[q], g[q + padding - (i, j)]), which is the kernel gradient of
+  (fewer channels to lay out, a taller product, so faster): dW[i, j] = sum over input pixels q of outer(x[q], g[q + padding - (i, j)]), which is the kernel gradient of
   an unpadded convolution of the output gradient, zero-padded by kh - 1 - padding rows and kw - 1 - padding
   columns, with x as its output gradient, taps reversed.
   """

@@ -1,8 +1,8 @@
 """oneDNN's convolutions on CPUs, called by XLA as custom calls, with their own gradients.
 
-XLA:CPU runs the generator's convolutions, forward and backward, at 60 to 200 GFLOP/s on the project's 2-core
-Intel test machine; oneDNN (Intel's library, which PyTorch uses) runs the same ones at 220 to 390 in float32,
-and in bfloat16 uses the processor's AMX units where it has them (1,400 to 2,300). The custom calls are
+oneDNN (Intel's library, which PyTorch uses) runs the networks' convolutions, forward and backward, faster than
+XLA:CPU in float32, and in bfloat16 uses the processor's AMX units where it has them (docs/benchmarks.md has
+the figures). The custom calls are
 compiled at install time from `native/onednn_convolution.cc` against the `onednn-cpu-gomp` wheel's library,
 which is loaded here when first needed. Each call splits its batch into parts that oneDNN convolves on one
 thread each, on XLA's own intra-op threads, so that convolutions and XLA's other work share the cores rather
@@ -11,10 +11,10 @@ the processor, or where LANDMARKS_JAX_ONEDNN=0 is set, convolutions stay XLA's.
 
 In float32, 3x3 convolutions at stride 1 with padding 1, 64 channels or more in and out and images of 16 x 16
 or more run by Winograd's F(4x4, 3x3) (`native/winograd.cc`) on processors with AVX2, all three passes: 36
-products a channel pair for each 4x4 output tile where the direct convolution takes 144, 1.4 to 5 times as fast
-at the training step's shapes. Its rounding differs from the direct convolution's by about 1e-5 of the output's
-scale (PyTorch's own GPU convolutions, in TF32 by default, differ by 1e-3). LANDMARKS_JAX_WINOGRAD=0 keeps every
-convolution direct.
+products a channel pair for each 4x4 output tile where the direct convolution takes 144. Its rounding differs
+from the direct convolution's by about 1e-5 of the output's scale (PyTorch's own GPU convolutions, in TF32 by
+default, differ by 1e-3). docs/benchmarks.md has its speed and how the thresholds were chosen.
+LANDMARKS_JAX_WINOGRAD=0 keeps every convolution direct.
 """
 
 import ctypes

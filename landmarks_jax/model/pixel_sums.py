@@ -1,10 +1,10 @@
 """Sums of (B, H, W, C) activations over their pixels, taken as matrix products on CPUs.
 
 Bias gradients and instance norm's statistics and gradients sum activations over every pixel. XLA:CPU splits
-such long reductions into a windowed reduction and a short one, which read the activations at 2 to 4 GB/s; the
-same sums taken as products of the activations, seen as (pixels, channels) matrices, with a row of ones run 2
-to 24 times faster at the BBC Pose step's shapes (measured on an AMD EPYC, XLA's code limited to AVX2).
-Other backends keep XLA's reductions. Sums accumulate in at least float32.
+such long reductions into a windowed reduction and a short one, which reads the activations slowly; the same
+sums taken as products of the activations, seen as (pixels, channels) matrices, with a row of ones run several
+times faster at the BBC Pose step's shapes (docs/benchmarks.md). Other backends keep XLA's reductions. Sums
+accumulate in at least float32.
 """
 
 import jax

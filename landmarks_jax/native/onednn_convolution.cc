@@ -1,7 +1,7 @@
 // oneDNN's convolutions as XLA:CPU custom calls (XLA's FFI): forward, input gradient and kernel gradient of a
 // 2D convolution on NHWC images with an HWIO kernel, float32 or bfloat16, symmetric padding, equal strides.
-// XLA:CPU runs these at a half to a fifth of oneDNN's rate (its kernel gradients worst of all), and oneDNN
-// uses AMX for bfloat16 where the processor has it.
+// oneDNN runs these faster than XLA:CPU (its kernel gradients most of all), and uses AMX for bfloat16 where the
+// processor has it (docs/benchmarks.md).
 //
 // Each call splits its batch into parts that oneDNN convolves single-threaded, on the calling thread and on
 // whichever threads of XLA's intra-op pool are free. oneDNN's own OpenMP threads would contend for the cores
@@ -50,10 +50,9 @@ struct Shapes {
 enum class Pass { kForward, kInputGradient, kKernelGradient };
 
 // Channels in and out, and image rows and columns, below which a convolution stays direct when Winograd's
-// algorithm is allowed: with fewer channels its products are short, and oneDNN's AVX-512 sgemm ran them so
-// slowly that the embedded default's step took twice as long from 16 channels on, 1.1 to 1.2 times from 32,
-// and no longer from 64; on smaller images its kernel transform (36 x C x F) outweighs the
-// few tiles' savings (8 px, 256 -> 256: 0.5 to 0.8 times the direct passes' speed).
+// algorithm is allowed: with fewer channels its products are short and oneDNN's AVX-512 sgemm runs them slowly;
+// on smaller images its kernel transform (36 x C x F) outweighs the few tiles' savings. docs/benchmarks.md says
+// how the thresholds were chosen.
 constexpr int64_t kWinogradMinChannels = 64;
 constexpr int64_t kWinogradMinSize = 16;
 
@@ -83,9 +82,9 @@ std::string Key(Pass pass, const Shapes& s) {
 }
 
 // Whether a kernel gradient reads its image and output gradient in oneDNN's blocked layouts rather than XLA's
-// NHWC. Without AVX-512, oneDNN's 3x3 kernel gradients run 1.2 to 4 times as fast from its blocked layouts,
-// the reorders counted (the step's shapes on an AMD EPYC running AVX2 code); with AVX-512 the two are within
-// 15 % of each other either way, and 1x1 kernels are faster from NHWC on both.
+// NHWC. Without AVX-512, oneDNN's 3x3 kernel gradients run faster from its blocked layouts, the reorders
+// counted; with AVX-512 the two are about even, and 1x1 kernels are faster from NHWC on both
+// (docs/benchmarks.md).
 bool KernelGradientFromBlockedLayouts(const Shapes& s) {
   const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
   const bool has_avx512 = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & avx512) == avx512;
