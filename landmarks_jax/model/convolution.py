@@ -117,9 +117,10 @@ def kernel_gradient(x: jax.Array, grad_y: jax.Array, kernel_size: tuple[int, int
   """d(loss)/d(kernel) of a convolution, (kh, kw, in, out), from its input and output gradient.
 
   With stride 1 and fewer output than input channels, the windows are taken over the output gradient instead
-  (fewer channels to lay out, a taller product, so faster): dW[i, j] = sum over input pixels q of outer(x[q], g[q + padding - (i, j)]), which is the kernel gradient of
-  an unpadded convolution of the output gradient, zero-padded by kh - 1 - padding rows and kw - 1 - padding
-  columns, with x as its output gradient, taps reversed.
+  (fewer channels to lay out, a taller product, so faster): dW[i, j] = sum over input pixels q of outer(x[q],
+  g[q + padding - (i, j)]), which is the kernel gradient of an unpadded convolution of the output gradient,
+  zero-padded by kh - 1 - padding rows and kw - 1 - padding columns, with x as its output gradient, taps
+  reversed.
   """
   kh, kw = kernel_size
   if stride == 1 and grad_y.shape[-1] < x.shape[-1]:
