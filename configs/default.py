@@ -94,6 +94,9 @@ def get_config():
   # --- Data. ---
   config.data_dir = ''  # TFDS data directory ('' means ~/tensorflow_datasets).
   config.dataset_variant = 'full'  # TFDS builder config of the dataset ('full'; 'tiny' for tests).
+  # humanoid_mocap: renders the dataset with this seed (other subjects, cameras and clip excerpts; each seed is
+  # its own build). Evaluation may change it to score a trained model on new subjects.
+  config.dataset_seed = 0
   config.temporal_range = (3, 40)  # Temporal partner: at least 3 and under 40 annotated frames away.
   # video_folder (your own videos, frame folders or images in dataset_path; see data_pipelines/video_folder.py):
   config.video_stride = 1  # Keep every this many frames.

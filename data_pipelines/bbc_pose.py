@@ -33,6 +33,7 @@ from PIL import Image
 import scipy.io
 import tensorflow_datasets as tfds
 
+from landmarks_jax import user_errors
 from landmarks_jax.data_pipelines import frame_dataset
 
 JOINT_NAMES = (
@@ -67,6 +68,14 @@ or truncated one stops the build with its name (re-extract its video's tarball).
 """
 
 _GET_IMAGES = f'Extract the tarballs of bbcpose_data_1.0.zip (from {_HOMEPAGE}) into the dataset folder.'
+class BbcPoseError(user_errors.UserError, ValueError):
+  """A file of the BBC Pose download that is not what the original's release holds; the message names it."""
+
+
+class BbcPoseMissing(user_errors.UserError, FileNotFoundError):
+  """A file of the BBC Pose download is missing; the message names it and where to get it."""
+
+
 _GET_CODE = (
     f'Extract bbcpose_extbbcpose_code_1.0.tgz (from {_HOMEPAGE}) into the dataset folder; it creates code/.'
 )
@@ -126,19 +135,19 @@ def eval_box(joints, width, height):
 def _load_mat(path, variable):
   """Loads `variable` from the .mat file at `path`, with errors that say what to do."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'BBC Pose annotation file {path} is missing. {_GET_CODE}')
+    raise BbcPoseMissing(f'BBC Pose annotation file {path} is missing. {_GET_CODE}')
   try:
     contents = scipy.io.loadmat(path)
   except Exception as error:  # pylint: disable=broad-except
     # scipy fails on a file of another kind with whatever its parser meets (IndexError, KeyError, ...).
-    raise ValueError(f'{path} is not a readable MATLAB file ({type(error).__name__}: {error}); it should hold '
-                     f'the struct {variable!r}. {_GET_CODE}') from error
+    raise BbcPoseError(f'{path} is not a readable MATLAB file ({type(error).__name__}: {error}); it should hold '
+                       f'the struct {variable!r}. {_GET_CODE}') from error
   if variable not in contents:
     found = sorted(name for name in contents if not name.startswith('__'))
-    raise ValueError(f'{path} holds no variable {variable!r} (found: {found}). {_GET_CODE}')
+    raise BbcPoseError(f'{path} holds no variable {variable!r} (found: {found}). {_GET_CODE}')
   value = contents[variable]
   if not isinstance(value, np.ndarray) or value.dtype.names is None:
-    raise ValueError(f'{variable!r} in {path} is not a MATLAB struct. {_GET_CODE}')
+    raise BbcPoseError(f'{variable!r} in {path} is not a MATLAB struct. {_GET_CODE}')
   return value
 
 
@@ -154,10 +163,10 @@ def _positive_integers(value, where):
   """Frame or video numbers, a 1xN (or Nx1, or N) MATLAB array of positive integers -> (N,) int64."""
   array = np.asarray(value)
   if sum(size > 1 for size in array.shape) > 1 or not np.issubdtype(array.dtype, np.number):
-    raise ValueError(f'{where}: expected a 1xN numeric array, got shape {array.shape} ({array.dtype}).')
+    raise BbcPoseError(f'{where}: expected a 1xN numeric array, got shape {array.shape} ({array.dtype}).')
   array = array.reshape(-1).astype(np.float64)
   if not np.all(np.isfinite(array)) or np.any(array != np.round(array)) or np.any(array < 1):
-    raise ValueError(f'{where}: expected positive integers.')
+    raise BbcPoseError(f'{where}: expected positive integers.')
   return array.astype(np.int64)
 
 
@@ -165,16 +174,16 @@ def _joints(value, num_frames, where):
   """Joints, a 2x7xN MATLAB array (row 0 x, row 1 y) -> (N, 7, 2) float64."""
   array = np.asarray(value)
   if not np.issubdtype(array.dtype, np.number):
-    raise ValueError(f'{where}: joints must be a numeric 2x{NUM_JOINTS}xN array, got {array.dtype}.')
+    raise BbcPoseError(f'{where}: joints must be a numeric 2x{NUM_JOINTS}xN array, got {array.dtype}.')
   if num_frames == 1 and array.shape == (2, NUM_JOINTS):
     array = array[:, :, None]  # MATLAB drops a trailing singleton dimension.
   if array.shape != (2, NUM_JOINTS, num_frames):
-    raise ValueError(
+    raise BbcPoseError(
         f'{where}: joints must have shape 2x{NUM_JOINTS}xN with N = {num_frames} frames, '
         f'got {"x".join(map(str, array.shape))}.'
     )
   if not np.all(np.isfinite(array)):
-    raise ValueError(f'{where}: joints hold non-finite values.')
+    raise BbcPoseError(f'{where}: joints hold non-finite values.')
   return np.transpose(array.astype(np.float64), (2, 1, 0))
 
 
@@ -187,12 +196,12 @@ def read_annotations(dataset_path):
 
   needed_videos = max(max(videos) for videos in SPLIT_VIDEOS.values())
   if len(bbcpose) < needed_videos:
-    raise ValueError(
+    raise BbcPoseError(
         f"'bbcpose' in {bbcpose_path} has {len(bbcpose)} entries; videos 1-{needed_videos} need at least "
         f'{needed_videos}. {_GET_CODE}'
     )
   if len(bbcpose.dtype.names) < 5:
-    raise ValueError(
+    raise BbcPoseError(
         f"'bbcpose' in {bbcpose_path} has fields {bbcpose.dtype.names}; expected videoName, type, source, "
         f'train_frames, train_joints, test_frames, test_joints. {_GET_CODE}'
     )
@@ -205,7 +214,7 @@ def read_annotations(dataset_path):
       where = f"{bbcpose_path}, video {video} ('bbcpose' entry {video})"
       frames = _positive_integers(_field(entry, 'train_frames', 3), where + ', train_frames')
       if frames.size == 0:
-        raise ValueError(f'{where}: train_frames is empty. {_GET_CODE}')
+        raise BbcPoseError(f'{where}: train_frames is empty. {_GET_CODE}')
       joints = _joints(_field(entry, 'train_joints', 4), frames.size, where + ', train_joints')
       annotations[split].extend(
           FrameAnnotation(video, int(frame), index, joints[index]) for index, frame in enumerate(frames)
@@ -214,7 +223,7 @@ def read_annotations(dataset_path):
   # The toolkit's test ground truth: fields gt (2x7xN), frame numbers and video numbers, in that order;
   # read by position as the original does.
   if len(results) != 1 or len(results.dtype.names) < 3:
-    raise ValueError(
+    raise BbcPoseError(
         f"'results' in {results_path} must be one struct with the fields ground truth, frames and videos "
         f'(got {len(results)} entries with fields {results.dtype.names}). {_GET_CODE}'
     )
@@ -222,12 +231,12 @@ def read_annotations(dataset_path):
   frames = _positive_integers(entry[1], f'{results_path}, field {results.dtype.names[1]!r}')
   videos = _positive_integers(entry[2], f'{results_path}, field {results.dtype.names[2]!r}')
   if videos.size != frames.size or frames.size == 0:
-    raise ValueError(
+    raise BbcPoseError(
         f'{results_path}: {frames.size} frame numbers and {videos.size} video numbers; expected the same '
         f'non-zero count. {_GET_CODE}'
     )
   if np.any(videos > NUM_VIDEOS):
-    raise ValueError(f'{results_path}: video numbers must lie in 1..{NUM_VIDEOS}, got {videos.max()}.')
+    raise BbcPoseError(f'{results_path}: video numbers must lie in 1..{NUM_VIDEOS}, got {videos.max()}.')
   joints = _joints(entry[0], frames.size, f'{results_path}, field {results.dtype.names[0]!r}')
   position_in_video = {}
   annotations['test'] = []
@@ -248,7 +257,7 @@ def check_frame_files(dataset_path, annotations):
       if video not in listings:
         folder = os.path.join(dataset_path, str(video))
         if not os.path.isdir(folder):
-          raise FileNotFoundError(
+          raise BbcPoseMissing(
               f'BBC Pose video folder {folder} is missing; the {split!r} split needs video {video}. '
               f'{_GET_IMAGES}'
           )
@@ -257,7 +266,7 @@ def check_frame_files(dataset_path, annotations):
         missing.append(annotation)
     if missing:
       first = missing[0]
-      raise FileNotFoundError(
+      raise BbcPoseMissing(
           f'Frame file {frame_path(dataset_path, first.video, first.frame)} of video {first.video} is '
           f'missing ({len(missing)} frame(s) of the {split!r} split are missing). {_GET_IMAGES}'
       )
@@ -267,7 +276,7 @@ def validate(dataset_path):
   """Checks the whole download before a build; returns read_annotations' result."""
   dataset_path = os.fspath(dataset_path)
   if not dataset_path or not os.path.isdir(dataset_path):
-    raise FileNotFoundError(
+    raise BbcPoseMissing(
         f'BBC Pose folder {dataset_path!r} does not exist. Set config.dataset_path to the folder prepared '
         f'as follows:\n{MANUAL_DOWNLOAD_INSTRUCTIONS}'
     )
@@ -296,12 +305,12 @@ def _read_jpeg(path, video, frame):
       image.load()  # Decodes every pixel, so a truncated file fails here.
       image_format, mode, size = image.format, image.mode, image.size
   except (OSError, SyntaxError, ValueError) as error:
-    raise ValueError(
+    raise BbcPoseError(
         f'Frame file {path} (video {video}, frame {frame}) is corrupt: {error}. '
         f'Re-extract video {video} from bbcpose_data_1.0.zip ({_HOMEPAGE}).'
     ) from error
   if image_format != 'JPEG' or mode != 'RGB':
-    raise ValueError(
+    raise BbcPoseError(
         f'Frame file {path} (video {video}, frame {frame}) is a {image_format} {mode} image; BBC Pose frames '
         f'are RGB JPEGs. Re-extract video {video} from bbcpose_data_1.0.zip ({_HOMEPAGE}).'
     )
@@ -367,14 +376,14 @@ def prepare(dataset_path, data_dir=None):
   """
   dataset_path = os.fspath(dataset_path)
   if not dataset_path or not os.path.isdir(dataset_path):
-    raise FileNotFoundError(
+    raise BbcPoseMissing(
         f'BBC Pose folder {dataset_path!r} does not exist. Set config.dataset_path to the folder prepared '
         f'as follows:\n{MANUAL_DOWNLOAD_INSTRUCTIONS}')
   builder = BbcPose(data_dir=data_dir or None, file_format='array_record')
   if builder.data_path.exists():  # TFDS's own test for a prepared dataset.
     built_from = (builder.info.metadata or {}).get(SOURCE_KEY)
     if built_from is not None and built_from != os.path.realpath(dataset_path):
-      raise ValueError(
+      raise BbcPoseError(
           f'The BBC Pose build in {builder.data_path} was made from {built_from}, not from {dataset_path}. To '
           f'build from {dataset_path}, pass another --config.data_dir (or delete {builder.data_path}); to use '
           f'the existing build, pass --config.dataset_path={built_from}.')

@@ -43,6 +43,8 @@ from PIL import Image
 from PIL import ImageOps
 import tensorflow_datasets as tfds
 
+from landmarks_jax import user_errors
+
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.avi', '.mkv', '.webm')
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
 SPLITS = ('train', 'validation', 'test')
@@ -54,7 +56,7 @@ DEEP_GREY_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')  # PIL's modes of 16-
 JPEG_QUALITY = 95
 
 
-class VideoFolderError(ValueError):
+class VideoFolderError(user_errors.UserError, ValueError):
   """A file or option of the folder that cannot be used; the message names it and the fix."""
 
 

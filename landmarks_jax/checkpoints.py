@@ -11,6 +11,7 @@ Nothing is written before these checks pass, and no state with a non-finite arra
 that cannot be read is reported by step and file, with the older steps that exist.
 """
 
+import errno
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from landmarks_jax import files
+from landmarks_jax import user_errors
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
@@ -38,30 +40,35 @@ _JSON_FILES = ('_CHECKPOINT_METADATA', 'meta/metadata', 'state/_METADATA')
 RESUMABLE_OPTIONS = frozenset({
     'epochs', 'num_train_steps', 'time_limit_minutes', 'save_every_steps', 'max_to_keep', 'log_every_steps',
     'log_images_every_steps', 'val_every_steps', 'val_freq', 'save_freq', 'num_val_images', 'eval_every_steps',
-    'eval_at_end', 'num_workers', 'prefetch_batches', 'reduced_decode', 'compute_dtype', 'coordinator_address', 'num_processes', 'process_id',
+    'eval_at_end', 'num_workers', 'prefetch_batches', 'reduced_decode', 'compute_dtype', 'coordinator_address',
+    'num_processes', 'process_id',
     'local_rank', 'use_DDP', 'data_dir', 'dataset_path', 'save_path', 'torch_home', 'vgg19_path', 'resume_ckpt',
     'resume_ckpt_D', 'resume_ckpt_opt_G', 'resume_ckpt_opt_D',
 })
 
 
-class ConfigMismatch(ValueError):
+class ConfigMismatch(user_errors.UserError, ValueError):
   """The workdir holds a run with another configuration."""
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(user_errors.UserError, ValueError):
   """A checkpoint was trained with other options, or its arrays do not fit this configuration's networks."""
 
 
-class NoCheckpoint(FileNotFoundError):
+class NoCheckpoint(user_errors.UserError, FileNotFoundError):
   """The asked-for step (or any step) was never saved in this workdir; the message lists what to pass."""
 
 
-class CheckpointUnreadable(RuntimeError):
+class CheckpointUnreadable(user_errors.UserError, RuntimeError):
   """A checkpoint's files are damaged or missing; the message names the step, the file and the older steps."""
 
   def __init__(self, step: int, message: str):
     super().__init__(message)
     self.step = step
+
+
+class DiskFull(user_errors.UserError, OSError):
+  """The disk filled up while a checkpoint was written; the message names it, the step and the last good one."""
 
 
 class NonFiniteState(FloatingPointError):
@@ -122,7 +129,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     with open(path) as f:
       values = json.load(f)
   except ValueError as error:
-    raise ValueError(f'{path} is not valid JSON ({error}); restore it, or pass the run\'s --config.') from error
+    raise ConfigMismatch(f'{path} is not valid JSON ({error}); restore it, or pass the run\'s --config.') from error
   for key, value in values.items():
     if isinstance(value, list):
       values[key] = tuple(value)
@@ -169,6 +176,34 @@ def _ignore_reports_of_closed_event_loops() -> None:
 
   hook.ignores_closed_event_loops = True
   sys.unraisablehook = hook
+
+
+def _out_of_space(error: BaseException) -> bool:
+  """Whether `error`, or an error it was raised from or during, is a full disk (errno ENOSPC).
+
+  tensorstore and orbax pass the operating system's error on as text inside their own exceptions.
+  """
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return True
+    if os.strerror(errno.ENOSPC) in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _disk_full_message(directory: str, step: int, last_good: int | None) -> str:
+  try:
+    free = f'{shutil.disk_usage(directory).free / 2**20:.0f} MB free now'
+  except OSError:
+    free = 'free space unknown'
+  kept = (f'the last good checkpoint is step {last_good}, and the same command trains on from it once there is '
+          f'room' if last_good is not None else 'no checkpoint was saved before it')
+  return (f'The disk holding {directory} is full ({free}): checkpoint {step} could not be written, and {kept}. '
+          'Free space there (a checkpoint of this run needs about as much as the last one in that folder), or '
+          'keep fewer with --config.max_to_keep.')
 
 
 def _damaged_file(step_dir: str, error: BaseException) -> str:
@@ -228,10 +263,17 @@ class Checkpoints:
     if bad:
       raise NonFiniteState(f'Not saving step {step}: {len(bad)} arrays of the state hold NaN or infinite values '
                            f'(first: {bad[0]}).')
-    os.makedirs(self.directory, exist_ok=True)
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(dict(meta, step=step))), force=True)
-    self._manager.wait_until_finished()
+    last_good = self.latest_step()
+    try:
+      os.makedirs(self.directory, exist_ok=True)
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(dict(meta, step=step))), force=True)
+      self._manager.wait_until_finished()
+    except Exception as error:  # pylint: disable=broad-except
+      if not _out_of_space(error):
+        raise
+      _ignore_reports_of_closed_event_loops()
+      raise DiskFull(_disk_full_message(self.directory, step, last_good)) from None
 
   def _unreadable(self, step: int, error: BaseException) -> CheckpointUnreadable:
     step_dir = os.path.join(self.directory, str(step))

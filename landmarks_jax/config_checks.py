@@ -3,6 +3,7 @@
 import ml_collections
 
 from landmarks_jax.datasets import DATASETS
+from landmarks_jax import user_errors
 
 DATASET_VARIANTS = ('full', 'tiny')
 VGG_LAYOUTS = ('vgg16', 'vgg19')
@@ -10,7 +11,7 @@ COMPUTE_DTYPES = ('float32', 'bfloat16')
 MODELS = ('PartFactorizedModel',)  # config.model: the original's one model class
 
 
-class ConfigError(ValueError):
+class ConfigError(user_errors.UserError, ValueError):
   """A configuration value that cannot work."""
 
 
@@ -77,6 +78,8 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
                       '--config.dataset_path.')
   if config.dataset == 'humanoid_mocap' and config.dataset_variant not in DATASET_VARIANTS:
     raise ConfigError(f'config.dataset_variant must be one of {DATASET_VARIANTS}, got {config.dataset_variant!r}.')
+  if not isinstance(config.get('dataset_seed', 0), int) or config.get('dataset_seed', 0) < 0:
+    raise ConfigError(f'config.dataset_seed must be a non-negative integer, got {config.dataset_seed!r}.')
   if config.batch_size < 1:
     raise ConfigError(f'config.batch_size (per device) must be at least 1, got {config.batch_size}.')
   if config.global_batch_size < 0:

@@ -7,9 +7,9 @@ importing landmarks_jax stays light.
 import os
 from typing import Any, Sequence
 
+from landmarks_jax import user_errors
+
 DATASETS = ('bbc_pose', 'humanoid_mocap', 'video_folder')
-# Every run shares one humanoid mocap build, whatever its config.seed.
-MOCAP_DATA_SEED = 0
 
 
 def data_dir(config: Any) -> str:
@@ -17,25 +17,29 @@ def data_dir(config: Any) -> str:
   return os.path.expanduser(config.data_dir or '~/tensorflow_datasets')
 
 
+class DatasetError(user_errors.UserError, ValueError):
+  """A dataset option or a built dataset that cannot be used; the message says which and what to do."""
+
+
 def prepare_dataset(config: Any) -> Any:
   """Returns the TFDS builder of config.dataset, building the dataset in the data dir on first use.
 
   'bbc_pose' reads the manual download in config.dataset_path; 'humanoid_mocap' renders the
-  config.dataset_variant ('full' or 'tiny') with a fixed data seed; 'video_folder' reads the videos in
-  config.dataset_path with the config's video_* options. A built dataset is reused.
+  config.dataset_variant ('full' or 'tiny') with config.dataset_seed (not the training seed); 'video_folder'
+  reads the videos in config.dataset_path with the config's video_* options. A built dataset is reused.
   """
   name = config.dataset
   if name == 'bbc_pose':
     if not config.dataset_path:
-      raise ValueError(
+      raise DatasetError(
           'config.dataset is bbc_pose but config.dataset_path is empty; download BBC Pose and pass the '
           'folder holding 1/ .. 20/ and code/ as --config.dataset_path=/path/to/bbcpose.')
     from landmarks_jax.data_pipelines import bbc_pose  # pylint: disable=g-import-not-at-top
     return bbc_pose.prepare(os.path.expanduser(config.dataset_path), data_dir(config))
   if name == 'video_folder':
     if not config.dataset_path:
-      raise ValueError('config.dataset is video_folder but config.dataset_path is empty; pass the folder of your '
-                       'videos as --config.dataset_path=/path/to/videos.')
+      raise DatasetError('config.dataset is video_folder but config.dataset_path is empty; pass the folder of '
+                         'your videos as --config.dataset_path=/path/to/videos.')
     from landmarks_jax.data_pipelines import video_folder  # pylint: disable=g-import-not-at-top
     options = video_folder.FolderOptions(
         stride=config.video_stride, short_side=config.video_short_side, crop=config.video_crop,
@@ -45,8 +49,9 @@ def prepare_dataset(config: Any) -> Any:
     return video_folder.prepare(os.path.expanduser(config.dataset_path), data_dir(config), options)
   if name == 'humanoid_mocap':
     from landmarks_jax.data_pipelines import humanoid_mocap  # pylint: disable=g-import-not-at-top
-    return humanoid_mocap.prepare(data_dir(config), variant=config.dataset_variant, seed=MOCAP_DATA_SEED)
-  raise ValueError(f'Unknown dataset {name!r}; set --config.dataset to one of: {", ".join(DATASETS)}.')
+    return humanoid_mocap.prepare(data_dir(config), variant=config.dataset_variant,
+                                  seed=config.get('dataset_seed', 0))
+  raise DatasetError(f'Unknown dataset {name!r}; set --config.dataset to one of: {", ".join(DATASETS)}.')
 
 
 def open_split(builder: Any, split: str) -> tuple[Sequence[Any], list[list[int]]]:
@@ -60,14 +65,14 @@ def open_split(builder: Any, split: str) -> tuple[Sequence[Any], list[list[int]]
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   available = sorted(builder.info.splits.keys())
   if split not in available:
-    raise ValueError(f'Dataset {builder.info.name} has no split {split!r}; it has: {", ".join(available)}.')
+    raise DatasetError(f'Dataset {builder.info.name} has no split {split!r}; it has: {", ".join(available)}.')
   decoders = {'image': tfds.decode.SkipDecoding()}
   if 'mask' in builder.info.features:
     decoders['mask'] = tfds.decode.SkipDecoding()
   source = builder.as_data_source(split, decoders=decoders)
   metadata = builder.info.metadata or {}
   if 'videos' not in metadata or split not in metadata['videos']:
-    raise ValueError(f'Dataset {builder.info.name} at {builder.data_dir} records no video table for split '
-                     f'{split!r} (info.metadata["videos"]); delete that folder and build it again.')
+    raise DatasetError(f'Dataset {builder.info.name} at {builder.data_dir} records no video table for split '
+                       f'{split!r} (info.metadata["videos"]); delete that folder and build it again.')
   videos = [[int(v) for v in row] for row in metadata['videos'][split]]
   return source, videos

@@ -9,17 +9,21 @@ import os
 import jax
 import ml_collections
 
+from landmarks_jax import config_checks
+
 
 def initialize(config: ml_collections.ConfigDict) -> bool:
   """Initialises jax.distributed when the config or SLURM asks for it; returns whether it did."""
   explicit = (config.coordinator_address, config.num_processes > 0, config.process_id >= 0)
   if any(explicit):
     if not all(explicit):
-      raise ValueError('A multi-host run needs all of --config.coordinator_address=HOST:PORT, '
-                       '--config.num_processes=N and --config.process_id=I (0 <= I < N); got '
-                       f'{config.coordinator_address!r}, {config.num_processes}, {config.process_id}.')
+      raise config_checks.ConfigError(
+          'A multi-host run needs all of --config.coordinator_address=HOST:PORT, --config.num_processes=N and '
+          f'--config.process_id=I (0 <= I < N); got {config.coordinator_address!r}, {config.num_processes}, '
+          f'{config.process_id}.')
     if not 0 <= config.process_id < config.num_processes:
-      raise ValueError(f'config.process_id must lie in [0, {config.num_processes}), got {config.process_id}.')
+      raise config_checks.ConfigError(
+          f'config.process_id must lie in [0, {config.num_processes}), got {config.process_id}.')
     jax.distributed.initialize(coordinator_address=config.coordinator_address,
                                num_processes=config.num_processes, process_id=config.process_id)
     return True

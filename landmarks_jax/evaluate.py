@@ -8,6 +8,7 @@ preds_val.mat, and pictures of the test split. See `evaluation/landmark_eval.py`
 """
 
 import json
+import sys
 from typing import Sequence
 
 from absl import app
@@ -20,18 +21,46 @@ from landmarks_jax import checkpoints
 from landmarks_jax import config_checks
 from landmarks_jax import datasets
 from landmarks_jax import distributed
+from landmarks_jax import user_errors
 from landmarks_jax.evaluation import landmark_eval
 
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-  """The command's flags; defined when it runs, so that importing this module leaves absl's flags alone."""
+def _given(argv: Sequence[str], name: str) -> str | None:
+  """The value of --name on a command line (either --name=VALUE or --name VALUE), or None."""
+  for i, arg in enumerate(argv):
+    if arg.startswith(f'--{name}='):
+      return arg.split('=', 1)[1]
+    if arg == f'--{name}' and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def define_flags(argv: Sequence[str] | None = None) -> None:
+  """The command's flags; defined when it runs, so that importing this module leaves absl's flags alone.
+
+  Without --config=FILE, --config is the workdir's config.json, so that single options can be overridden
+  (--config.dataset_seed=1 --config.data_dir=D evaluates on other subjects).
+  """
+  argv = sys.argv if argv is None else argv
   flags.DEFINE_string('workdir', None, 'The training run\'s folder (holding checkpoints/ and config.json).')
-  config_flags.DEFINE_config_file('config', None, 'Configuration file (default: the workdir\'s config.json).',
-                                  lock_config=True)
+  workdir = _given(argv, 'workdir')
+  run_config = None
+  if _given(argv, 'config') is None and workdir:
+    try:
+      run_config = checkpoints.read_config(workdir)
+    except (FileNotFoundError, checkpoints.ConfigMismatch):
+      pass  # reported by `run`, under the command's error handling
+  if run_config is not None:
+    config_flags.DEFINE_config_dict('config', run_config, 'The run\'s configuration (its config.json); change '
+                                    'an option with --config.NAME=VALUE.', lock_config=True)
+  else:
+    config_flags.DEFINE_config_file('config', None, 'Configuration file (default: the workdir\'s config.json).',
+                                    lock_config=True)
   flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
   flags.mark_flag_as_required('workdir')
+  user_errors.define_traceback_flag()
 
 
 def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None) -> dict:
@@ -44,14 +73,11 @@ def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int
   return landmark_eval.evaluate_landmarks(config, variables, workdir, step, builder=builder)
 
 
+@user_errors.report_user_errors
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    metrics = run(FLAGS.workdir, FLAGS.config, FLAGS.step)
-  except (FileNotFoundError, landmark_eval.CheckpointError, landmark_eval.VariablesMismatch,
-          checkpoints.CheckpointUnreadable) as error:
-    raise SystemExit(f'Error: {error}') from error
+  metrics = run(FLAGS.workdir, FLAGS.config, FLAGS.step)
   if jax.process_index() == 0:
     print(json.dumps(metrics, indent=2))
     print(landmark_eval.summary(metrics))

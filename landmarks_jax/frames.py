@@ -18,11 +18,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from landmarks_jax import user_errors
+
 Example = dict[str, np.ndarray]
 DECODE_SCALES = (8, 4, 2)  # The reductions libjpeg's DCT scaling offers (PIL's `draft`), largest first.
 
 
-class RecordError(ValueError):
+class RecordError(user_errors.UserError, ValueError):
   """A record that cannot be read, decoded or cropped; the message names its index, video and frame."""
 
 

@@ -25,6 +25,10 @@ batch has the full static shape and every process runs the same number of batche
 import dataclasses
 import functools
 import math
+import os
+import signal
+import threading
+import time
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -277,6 +281,26 @@ def _grain():
   return grain
 
 
+def _tie_worker_to_parent(parent_pid: int, worker_index: int, worker_count: int) -> None:
+  """Runs first in each worker process: the worker lives and dies with the process that started it.
+
+  It ignores SIGINT and SIGTERM, which a terminal's Ctrl-C or a batch scheduler also sends to the workers:
+  the training process decides when to stop (it finishes its step and saves first). And it exits within a
+  second of that process's end, which a process killed outright (kill -9, the out-of-memory killer) cannot
+  arrange; otherwise it would live on with no parent, holding memory and its shared-memory blocks.
+  """
+  del worker_index, worker_count
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, signal.SIG_IGN)
+
+  def watch():
+    while os.getppid() == parent_pid:
+      time.sleep(0.5)
+    os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, name='end-with-parent', daemon=True).start()
+
+
 class Batches:
   """Iterator over `make_batch(k)` for k in [start, stop), in order, made by worker processes or threads.
 
@@ -290,13 +314,15 @@ class Batches:
     if processes and num_workers > 0:
       # One thread per worker process: the processes are the parallelism, and more threads in each only
       # contend for the same cores.
-      iterable = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=max(1, prefetch))
-                                         ).mp_prefetch(grain.MultiprocessingOptions(
-                                             num_workers=num_workers, per_worker_buffer_size=max(1, prefetch)))
+      iterable = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=max(1, prefetch)))
+      iterable = iterable.mp_prefetch(
+          grain.MultiprocessingOptions(num_workers=num_workers, per_worker_buffer_size=max(1, prefetch)),
+          worker_init_fn=functools.partial(_tie_worker_to_parent, os.getpid()))
     else:
       iterable = dataset.to_iter_dataset(grain.ReadOptions(num_threads=max(1, num_workers),
                                                            prefetch_buffer_size=max(1, prefetch)))
     self._iterator = iter(iterable)
+    self._in_processes = processes and num_workers > 0
     self._closed = False
 
   def __iter__(self) -> 'Batches':
@@ -305,7 +331,10 @@ class Batches:
   def __next__(self) -> dict[str, np.ndarray]:
     if self._closed:
       raise StopIteration
-    return next(self._iterator)
+    # Workers hand their arrays over in shared memory; a copy lets each block go (and be unlinked) at once,
+    # rather than whenever the batch is garbage-collected, possibly only at exit, which Python reports as a leak.
+    batch = next(self._iterator)
+    return {name: np.array(value) for name, value in batch.items()} if self._in_processes else batch
 
   def close(self) -> None:
     """Stops the workers; idempotent."""
@@ -313,6 +342,7 @@ class Batches:
       self._closed = True
       if hasattr(self._iterator, 'close'):
         self._iterator.close()
+      self._iterator = None  # its finaliser runs now, not during the interpreter's shutdown
 
   def __enter__(self) -> 'Batches':
     return self

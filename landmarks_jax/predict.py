@@ -44,6 +44,7 @@ from landmarks_jax.data_pipelines import video_folder
 from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import landmark_eval
 from landmarks_jax import pictures
+from landmarks_jax import user_errors
 from landmarks_jax.evaluation import regression
 
 FLAGS = flags.FLAGS
@@ -67,7 +68,7 @@ def define_flags() -> None:
   flags.mark_flags_as_required(['workdir', 'input', 'output'])
 
 
-class PredictError(ValueError):
+class PredictError(user_errors.UserError, ValueError):
   """An output predict cannot write, or inputs it could not read; the message names them and what to do."""
 
 
@@ -252,16 +253,16 @@ def run(workdir: str, input_path: str, output: str, *, config: ml_collections.Co
   if crop not in video_folder.CROPS and not os.path.isfile(crop):
     raise video_folder.VideoFolderError(f"--crop must be 'full', 'center' or a boxes CSV; {crop!r} is neither.")
   if with_mask and not config.use_fg_bg_mask:
-    raise ValueError('--mask needs a model with foreground masks; this run was trained with use_fg_bg_mask=False.')
+    raise PredictError('--mask needs a model with foreground masks; this run was trained with use_fg_bg_mask=False.')
   if batch_size is not None and batch_size < 1:
-    raise ValueError(f'--batch_size must be at least 1, got {batch_size}.')
+    raise PredictError(f'--batch_size must be at least 1, got {batch_size}.')
   items = video_files.inputs(input_path)  # a bad --input or --output fails before the model is loaded
   check_output(output)
   joint_map = landmark_eval.read_joint_map(workdir) if keypoints else None
   variables, step = landmark_eval.load_variables(workdir, step, config)
   if joint_map and joint_map['weights'].shape[0] != 2 * config.n_landmarks:
-    raise ValueError(f'{landmark_eval.JOINT_MAP_FILE} maps {joint_map["weights"].shape[0] // 2} landmarks, the '
-                     f'model has {config.n_landmarks}; run evaluate again for this run.')
+    raise PredictError(f'{landmark_eval.JOINT_MAP_FILE} maps {joint_map["weights"].shape[0] // 2} landmarks, the '
+                       f'model has {config.n_landmarks}; run evaluate again for this run.')
   predictor = Predictor(config, variables, crop, batch_size, joint_map)
   predictor.load_boxes([item.name for item in items])
   results, failures = {}, []
@@ -312,7 +313,7 @@ def execute(workdir: str, input_path: str, output: str, **options) -> None:
   except VideosFailed as error:
     _print_written(error.results, output)
     raise SystemExit(f'Error: {error}') from error
-  except (FileNotFoundError, ValueError, landmark_eval.CheckpointError, checkpoints.CheckpointUnreadable) as error:
+  except (user_errors.UserError, FileNotFoundError) as error:
     raise SystemExit(f'Error: {error}') from error
   _print_written(results, output)
 

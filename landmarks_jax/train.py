@@ -24,14 +24,17 @@ from landmarks_jax import train_state
 from landmarks_jax import train_step
 from landmarks_jax import train_visuals
 from landmarks_jax import reconstruction_passes
+from landmarks_jax import stop_signals
 from landmarks_jax import vgg_weights
+from landmarks_jax import workdir_lock
+from landmarks_jax import user_errors
 
 
 # Batches on their way to the devices ahead of the step that uses them.
 DEVICE_PREFETCH = 2
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(user_errors.UserError, FloatingPointError):
   """A loss became NaN or infinite; training stopped without saving the bad state."""
 
 
@@ -257,12 +260,15 @@ class Trainer:
     pending, history = [], []
     final_step = schedule.num_steps
     timer_step, timer_start = self.start_step, time.time()
-    with host_batches:
+    stop_requests = stop_signals.StopRequests()
+    stopped_by = None
+    with host_batches, stop_requests:
       batches = device_layout.prefetch_to_devices(host_batches, DEVICE_PREFETCH)
       for step in range(self.start_step + 1, schedule.num_steps + 1):
         batch = next(batches)
         self.state, metrics = self.p_train_step(self.state, batch, self.vgg)
         pending.append((step, metrics))
+        stopped_by = stop_requests.requested(step)
         for hook in hooks:
           hook(step)
         due = {name: schedule.due(step, period) for name, period in (
@@ -272,7 +278,7 @@ class Trainer:
         # Several processes agree on the time limit through the devices, so only where they report anyway.
         out_of_time = (step < schedule.num_steps and (jax.process_count() == 1 or any(due.values()))
                        and self.out_of_time())
-        last = step == schedule.num_steps or out_of_time
+        last = step == schedule.num_steps or out_of_time or stopped_by is not None
         if not (last or any(due.values())):
           continue
         with jax.transfer_guard_device_to_host('allow'):  # the reports are the loop's only reads
@@ -294,6 +300,10 @@ class Trainer:
             self.save(step)
           if not last and due['eval']:
             self.evaluate_landmarks(step)
+        if stopped_by is not None and step < schedule.num_steps:
+          raise stop_signals.Stopped(
+              f'Stopped by {stop_signals.name(stopped_by)} after step {step} of {schedule.num_steps}, saved as '
+              f'checkpoint {step} in {self.ckpts.directory}. Run the same command to train on from there.', stopped_by)
         if out_of_time:
           final_step = step
           logging.warning('Time limit of %g minutes reached: stopped at step %d of %d and saved. Run the same '
@@ -322,9 +332,17 @@ def _flat_numbers(tree: Any, prefix: str = '') -> dict[str, float]:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Trains (resuming from the workdir's latest checkpoint) and evaluates the landmarks at the end."""
   config_checks.validate_training_config(config)
-  trainer = Trainer(config, workdir)
+  lock = workdir_lock.WorkdirLock(workdir)
+  if jax.process_index() == 0:
+    lock.acquire()
+  try:
+    trainer = Trainer(config, workdir)
+  except BaseException:
+    lock.release(undo=True)
+    raise
   try:
     return trainer.run()
   finally:
     trainer.ckpts.close()
     trainer.writer.close()
+    lock.release()

@@ -20,6 +20,7 @@ from landmarks_jax.original_checkpoints import torch_file_reader
 from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax.model import initialization
 from landmarks_jax.model import vgg
+from landmarks_jax import user_errors
 
 LPIPS_VGG16_SHA256 = '2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d'
 VGG19_FILE = 'vgg19-dcbb9e9d.pth'
@@ -27,7 +28,7 @@ VGG19_SHA256_PREFIX = 'dcbb9e9d'
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
 
 
-class VGGWeightsError(RuntimeError):
+class VGGWeightsError(user_errors.UserError, RuntimeError):
   """VGG weights are missing or do not verify."""
 
 

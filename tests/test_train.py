@@ -1,16 +1,21 @@
 """Training: the pmapped step, exact resume, NaN handling, the command line and its config overrides."""
 
+import errno
 import functools
 import glob
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 from absl import flags
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from landmarks_jax import checkpoints
@@ -20,6 +25,7 @@ from landmarks_jax import train
 from landmarks_jax import train_state
 from landmarks_jax import train_step
 from landmarks_jax import vgg_weights
+from landmarks_jax import workdir_lock
 from landmarks_jax.configs import test as test_config
 import subprocess_env
 
@@ -347,3 +353,169 @@ def event_tags(workdir):
       if isinstance(values, list):
         tags.update(values)
   return tags
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One run per workdir, signals, a full disk, kill -9, and what the command prints for a user's mistake.
+
+
+def _command(workdir, data_dir, *options):
+  return [sys.executable, '-m', 'landmarks_jax.main', f'--config={REPO}/configs/test.py', f'--workdir={workdir}',
+          f'--config.data_dir={data_dir}', '--config.eval_at_end=False', '--config.num_workers=1',
+          '--config.val_every_steps=-1', '--config.log_images_every_steps=0', '--config.log_every_steps=1',
+          *options]
+
+
+class _Run:
+  """A training command in a subprocess whose stderr is read as it comes."""
+
+  def __init__(self, command):
+    self.lines = []
+    self.process = subprocess.Popen(command, cwd=REPO, env=subprocess_env.with_devices(2), text=True,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
+    self._reader.start()
+
+  def wait_for(self, text, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in self.lines):
+      assert self.process.poll() is None, ''.join(self.lines)[-3000:]
+      assert time.monotonic() < deadline, f'no {text!r} in {timeout} s:\n' + ''.join(self.lines)[-3000:]
+      time.sleep(0.1)
+
+  def finish(self, timeout=300):
+    self.process.wait(timeout)
+    self._reader.join(10)
+    return ''.join(self.lines)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    if self.process.poll() is None:  # a failed check: stop the run
+      self.process.kill()
+      self.process.wait()
+
+
+def _children(pid):
+  """The pids of the live processes whose parent is `pid`."""
+  found = []
+  for entry in os.listdir('/proc'):
+    try:
+      with open(f'/proc/{entry}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    except (OSError, IndexError):
+      continue
+    if fields[1] == str(pid) and fields[0] != 'Z':
+      found.append(int(entry))
+  return found
+
+
+def _shared_memory(pids=None):
+  """The names under /dev/shm; with `pids`, only those the processes map."""
+  if pids is None:
+    return set(os.listdir('/dev/shm')) if os.path.isdir('/dev/shm') else set()
+  names = set()
+  for pid in pids:
+    try:
+      with open(f'/proc/{pid}/maps') as f:
+        names.update(line.split('/dev/shm/')[1].split()[0] for line in f if '/dev/shm/' in line)
+    except OSError:
+      pass
+  return names
+
+
+def test_sigterm_saves_a_second_run_is_refused_and_kill_9_leaves_nothing_behind(data_dir, tmp_path):
+  workdir = str(tmp_path / 'run')
+  command = _command(workdir, data_dir, '--config.num_train_steps=100000', '--config.save_every_steps=100000')
+  with _Run(command) as run:
+    run.wait_for('step 2/')
+    # A second run on the same workdir is refused, naming the process that holds it, and writes nothing.
+    before = set(listing(workdir))
+    with pytest.raises(workdir_lock.WorkdirBusy, match=rf'in use by process {run.process.pid} on host'):
+      train.train_and_evaluate(quick_config(data_dir, num_train_steps=100000), workdir)
+    assert set(listing(workdir)) == before
+    run.process.send_signal(signal.SIGTERM)
+    stderr = run.finish()
+  assert run.process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+  saved = checkpoints.Checkpoints(workdir).all_steps()
+  assert len(saved) == 1 and saved[0] >= 2
+  assert f'Stopped by SIGTERM after step {saved[0]} of 100000, saved as checkpoint {saved[0]}' in stderr
+  assert 'Traceback' not in stderr and 'leaked shared_memory' not in stderr
+
+  # kill -9 while training on: its input workers and Python's resource tracker end with it, their shared
+  # memory is released, and its lock does not block the next run.
+  with _Run(command) as run:
+    run.wait_for(f'step {saved[0] + 2}/')
+    children = _children(run.process.pid)
+    assert len(children) >= 2, children  # the input worker and the resource tracker
+    held = _shared_memory([run.process.pid] + children)
+    assert held  # the batches come through shared memory
+    run.process.kill()
+    run.finish()
+  deadline = time.monotonic() + 10
+  while (_children_alive(children) or held & _shared_memory()) and time.monotonic() < deadline:
+    time.sleep(0.2)
+  assert not _children_alive(children)
+  assert not held & _shared_memory()
+  train.train_and_evaluate(quick_config(data_dir, num_train_steps=saved[0] + 1, num_workers=1), workdir)
+  assert checkpoints.Checkpoints(workdir).latest_step() == saved[0] + 1
+
+
+def _children_alive(pids):
+  alive = []
+  for pid in pids:
+    try:
+      with open(f'/proc/{pid}/stat') as f:
+        if f.read().rsplit(')', 1)[1].split()[0] != 'Z':
+          alive.append(pid)
+    except OSError:
+      pass
+  return alive
+
+
+def test_a_full_disk_during_a_save_is_one_message_naming_the_disk_the_step_and_the_last_checkpoint(
+    data_dir, tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'full')
+  saves = []
+  original_save = ocp.CheckpointManager.save
+
+  def save(self, step, *args, **kwargs):
+    saves.append(step)
+    if len(saves) == 2:  # as tensorstore reports it from inside orbax's writer
+      try:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+      except OSError as cause:
+        raise ValueError(f'Error writing local file "{workdir}/checkpoints/4/state/d/x": '
+                         f'[OSError: {os.strerror(errno.ENOSPC)}]') from cause
+    return original_save(self, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', save)
+  expected = (rf'The disk holding {os.path.abspath(workdir)}/checkpoints is full \(\d+ MB free now\): checkpoint 4 '
+              r'could not be written, and the last good checkpoint is step 2')
+  with pytest.raises(checkpoints.DiskFull, match=expected):
+    train.train_and_evaluate(quick_config(data_dir, num_train_steps=6), workdir)
+  assert checkpoints.Checkpoints(workdir).all_steps() == [2]
+
+
+def test_a_users_mistake_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch, tmp_path, capsys):
+  argv = ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}', '--xla_cache_dir=']
+  with pytest.raises(SystemExit) as exit_info:
+    _run_main(monkeypatch, argv + ['--config.img_size=40'])
+  assert exit_info.value.code == 1
+  printed = capsys.readouterr().err
+  assert printed.startswith('Error: config.img_size must be a positive multiple of 16') and printed.count('\n') == 1
+
+  def mistake(config, workdir):
+    raise checkpoints.ConfigMismatch(f'{workdir} already holds a run with a different configuration')
+
+  monkeypatch.setattr(train, 'train_and_evaluate', mistake)
+  with pytest.raises(checkpoints.ConfigMismatch):  # the traceback, on request
+    _run_main(monkeypatch, argv + ['--traceback'])
+
+  def bug(config, workdir):
+    raise KeyError('a bug')
+
+  monkeypatch.setattr(train, 'train_and_evaluate', bug)
+  with pytest.raises(KeyError, match='a bug'):
+    _run_main(monkeypatch, argv)

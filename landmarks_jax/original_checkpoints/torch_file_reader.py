@@ -16,6 +16,8 @@ import zipfile
 import ml_dtypes
 import numpy as np
 
+from landmarks_jax import user_errors
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 _STORAGE_DTYPES = {
@@ -25,7 +27,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class TorchFileError(ValueError):
+class TorchFileError(user_errors.UserError, ValueError):
   """The file is not a torch.save file this reader understands."""
 
 

@@ -12,6 +12,7 @@ import flax
 import numpy as np
 
 from landmarks_jax.model import vgg
+from landmarks_jax import user_errors
 
 # torchvision's `features` indices of the convolutions we use.
 VGG_TORCH_INDICES = {
@@ -20,7 +21,7 @@ VGG_TORCH_INDICES = {
 }
 
 
-class StateDictMismatch(ValueError):
+class StateDictMismatch(user_errors.UserError, ValueError):
   """A state dict does not fit the configuration's networks."""
 
 
