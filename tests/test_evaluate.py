@@ -372,6 +372,21 @@ def test_unknown_step_lists_the_saved_steps(mocap_run):
   assert 'Traceback' not in result.stderr
 
 
+def test_the_command_evaluates_on_subjects_rendered_with_another_dataset_seed(mocap_run, tmp_path):
+  config, workdir, seed_0 = mocap_run
+  copy = os.fspath(tmp_path / 'run')
+  shutil.copytree(workdir, copy)
+  command = [sys.executable, '-m', 'landmarks_jax.evaluate', f'--workdir={copy}', '--config.dataset_seed=3',
+             f'--config.data_dir={tmp_path / "data"}']
+  result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = _read_metrics(copy)
+  assert metrics['dataset_seed'] == 3 and seed_0['dataset_seed'] == 0
+  assert metrics['test']['mean_pixel_error'] != seed_0['test']['mean_pixel_error']  # other frames scored
+  assert os.listdir(tmp_path / 'data' / 'humanoid_mocap')  # rendered there, not in the run's data_dir
+  assert checkpoints.read_config(copy).dataset_seed == config.get('dataset_seed', 0)  # the run is unchanged
+
+
 def test_config_that_does_not_fit_the_checkpoint_names_the_fix(mocap_run):
   config, workdir, _ = mocap_run
   other = test_config.get_config()
