@@ -37,8 +37,9 @@ import pytest  # pylint: disable=g-import-not-at-top
 
 
 # The files that take a minute or more, longest first (measured on a 2-core CPU).
-LONG_FILES = ('test_multihost.py', 'test_train_parity_matrix.py', 'test_train.py', 'test_bench.py',
-              'test_train_parity.py', 'test_video_folder.py', 'test_import_torch.py', 'test_evaluate.py')
+LONG_FILES = ('test_train.py', 'test_train_parity_matrix.py', 'test_multihost.py', 'test_run_control.py',
+              'test_bench.py', 'test_train_parity.py', 'test_video_folder.py', 'test_import_torch.py',
+              'test_evaluate.py', 'test_video_inputs.py')
 
 
 def pytest_collection_modifyitems(items):

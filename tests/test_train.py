@@ -52,10 +52,10 @@ def copy_of(workdir, tmp_path):
 
 
 def listing(workdir):
-  """Every file below `workdir` with its size and modification time."""
+  """Every file below `workdir` with its size and modification time, but the lock (each run names itself in it)."""
   return {os.path.join(root, name): (os.path.getsize(os.path.join(root, name)),
                                      os.path.getmtime(os.path.join(root, name)))
-          for root, _, names in os.walk(workdir) for name in names}
+          for root, _, names in os.walk(workdir) for name in names if name != workdir_lock.LOCK_FILE}
 
 
 def quick_config(data_dir, **overrides):
@@ -320,29 +320,6 @@ def test_main_prints_the_final_evaluation(monkeypatch, tmp_path, capsys):
   assert os.path.join(str(tmp_path), 'eval', 'metrics.json') in printed
 
 
-def test_command_line_trains_writes_events_and_resumes(data_dir, tmp_path):
-  workdir = str(tmp_path / 'run')
-  command = [sys.executable, '-m', 'landmarks_jax.main', f'--config={REPO}/configs/test.py',
-             f'--workdir={workdir}', f'--config.data_dir={data_dir}', '--config.eval_at_end=False',
-             '--config.num_workers=1']
-  env = subprocess_env.with_devices(2)
-  first = subprocess.run(command + ['--config.num_train_steps=4'], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=600)
-  assert first.returncode == 0, first.stderr[-3000:]
-  assert 'step 4/4' in first.stderr
-  assert checkpoints.Checkpoints(workdir).all_steps() == [2, 4]
-  assert glob.glob(os.path.join(workdir, 'val_renders', 'step_4', '*.png'))
-
-  second = subprocess.run(command + ['--config.num_train_steps=6'], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600)
-  assert second.returncode == 0, second.stderr[-3000:]
-  assert 'Resumed from step 4' in second.stderr
-  assert 'step 5/6' in second.stderr and 'step 1/' not in second.stderr
-  assert checkpoints.Checkpoints(workdir).all_steps() == [2, 4, 6]
-  assert {'target_reconstruction_background_foreground', 'input_a_b', 'raw_heatmap',
-          'inputamask_inputbmask', 'loss_vgg', 'validation_loss'} <= event_tags(workdir)
-
-
 def event_tags(workdir):
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
   tags = set()
@@ -356,122 +333,7 @@ def event_tags(workdir):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# One run per workdir, signals, a full disk, kill -9, and what the command prints for a user's mistake.
-
-
-def _command(workdir, data_dir, *options):
-  return [sys.executable, '-m', 'landmarks_jax.main', f'--config={REPO}/configs/test.py', f'--workdir={workdir}',
-          f'--config.data_dir={data_dir}', '--config.eval_at_end=False', '--config.num_workers=1',
-          '--config.val_every_steps=-1', '--config.log_images_every_steps=0', '--config.log_every_steps=1',
-          *options]
-
-
-class _Run:
-  """A training command in a subprocess whose stderr is read as it comes."""
-
-  def __init__(self, command):
-    self.lines = []
-    self.process = subprocess.Popen(command, cwd=REPO, env=subprocess_env.with_devices(2), text=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
-    self._reader.start()
-
-  def wait_for(self, text, timeout=300):
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in self.lines):
-      assert self.process.poll() is None, ''.join(self.lines)[-3000:]
-      assert time.monotonic() < deadline, f'no {text!r} in {timeout} s:\n' + ''.join(self.lines)[-3000:]
-      time.sleep(0.1)
-
-  def finish(self, timeout=300):
-    self.process.wait(timeout)
-    self._reader.join(10)
-    return ''.join(self.lines)
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc_info):
-    if self.process.poll() is None:  # a failed check: stop the run
-      self.process.kill()
-      self.process.wait()
-
-
-def _children(pid):
-  """The pids of the live processes whose parent is `pid`."""
-  found = []
-  for entry in os.listdir('/proc'):
-    try:
-      with open(f'/proc/{entry}/stat') as f:
-        fields = f.read().rsplit(')', 1)[1].split()
-    except (OSError, IndexError):
-      continue
-    if fields[1] == str(pid) and fields[0] != 'Z':
-      found.append(int(entry))
-  return found
-
-
-def _shared_memory(pids=None):
-  """The names under /dev/shm; with `pids`, only those the processes map."""
-  if pids is None:
-    return set(os.listdir('/dev/shm')) if os.path.isdir('/dev/shm') else set()
-  names = set()
-  for pid in pids:
-    try:
-      with open(f'/proc/{pid}/maps') as f:
-        names.update(line.split('/dev/shm/')[1].split()[0] for line in f if '/dev/shm/' in line)
-    except OSError:
-      pass
-  return names
-
-
-def test_sigterm_saves_a_second_run_is_refused_and_kill_9_leaves_nothing_behind(data_dir, tmp_path):
-  workdir = str(tmp_path / 'run')
-  command = _command(workdir, data_dir, '--config.num_train_steps=100000', '--config.save_every_steps=100000')
-  with _Run(command) as run:
-    run.wait_for('step 2/')
-    # A second run on the same workdir is refused, naming the process that holds it, and writes nothing.
-    before = set(listing(workdir))
-    with pytest.raises(workdir_lock.WorkdirBusy, match=rf'in use by process {run.process.pid} on host'):
-      train.train_and_evaluate(quick_config(data_dir, num_train_steps=100000), workdir)
-    assert set(listing(workdir)) == before
-    run.process.send_signal(signal.SIGTERM)
-    stderr = run.finish()
-  assert run.process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
-  saved = checkpoints.Checkpoints(workdir).all_steps()
-  assert len(saved) == 1 and saved[0] >= 2
-  assert f'Stopped by SIGTERM after step {saved[0]} of 100000, saved as checkpoint {saved[0]}' in stderr
-  assert 'Traceback' not in stderr and 'leaked shared_memory' not in stderr
-
-  # kill -9 while training on: its input workers and Python's resource tracker end with it, their shared
-  # memory is released, and its lock does not block the next run.
-  with _Run(command) as run:
-    run.wait_for(f'step {saved[0] + 2}/')
-    children = _children(run.process.pid)
-    assert len(children) >= 2, children  # the input worker and the resource tracker
-    held = _shared_memory([run.process.pid] + children)
-    assert held  # the batches come through shared memory
-    run.process.kill()
-    run.finish()
-  deadline = time.monotonic() + 10
-  while (_children_alive(children) or held & _shared_memory()) and time.monotonic() < deadline:
-    time.sleep(0.2)
-  assert not _children_alive(children)
-  assert not held & _shared_memory()
-  train.train_and_evaluate(quick_config(data_dir, num_train_steps=saved[0] + 1, num_workers=1), workdir)
-  assert checkpoints.Checkpoints(workdir).latest_step() == saved[0] + 1
-
-
-def _children_alive(pids):
-  alive = []
-  for pid in pids:
-    try:
-      with open(f'/proc/{pid}/stat') as f:
-        if f.read().rsplit(')', 1)[1].split()[0] != 'Z':
-          alive.append(pid)
-    except OSError:
-      pass
-  return alive
+# A full disk, and what the command prints for a user's mistake (signals, kill -9 and the lock: test_run_control).
 
 
 def test_a_full_disk_during_a_save_is_one_message_naming_the_disk_the_step_and_the_last_checkpoint(
