@@ -21,6 +21,7 @@ from landmarks_jax import checkpoints
 from landmarks_jax import config_checks
 from landmarks_jax import datasets
 from landmarks_jax import distributed
+from landmarks_jax import logs
 from landmarks_jax import user_errors
 from landmarks_jax.evaluation import landmark_eval
 
@@ -77,6 +78,7 @@ def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  logs.quiet_libraries()
   metrics = run(FLAGS.workdir, FLAGS.config, FLAGS.step)
   if jax.process_index() == 0:
     print(json.dumps(metrics, indent=2))

@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 from landmarks_jax import checkpoints
+from landmarks_jax import logs
 from landmarks_jax import user_errors
 from landmarks_jax.evaluation import landmark_eval
 
@@ -66,6 +67,7 @@ def define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  logs.quiet_libraries()
   step = export(FLAGS.workdir, FLAGS.output, FLAGS.step)
   print(f'Step {step} of {FLAGS.workdir} -> {FLAGS.output}')
 

@@ -38,6 +38,7 @@ from landmarks_jax import checkpoints
 from landmarks_jax import config_checks
 from landmarks_jax import device_layout
 from landmarks_jax import files
+from landmarks_jax import logs
 from landmarks_jax import frames as frames_lib
 from landmarks_jax import video_files
 from landmarks_jax.data_pipelines import video_folder
@@ -66,6 +67,7 @@ def define_flags() -> None:
   flags.DEFINE_bool('mask', False, 'Show the predicted foreground mask beside each frame (models with masks).')
   flags.DEFINE_bool('video', True, 'Write annotated.mp4 (off: only the landmark files).')
   flags.mark_flags_as_required(['workdir', 'input', 'output'])
+  user_errors.define_traceback_flag()
 
 
 class PredictError(user_errors.UserError, ValueError):
@@ -314,6 +316,8 @@ def execute(workdir: str, input_path: str, output: str, **options) -> None:
     _print_written(error.results, output)
     raise SystemExit(f'Error: {error}') from error
   except (user_errors.UserError, FileNotFoundError) as error:
+    if user_errors.traceback_requested():
+      raise
     raise SystemExit(f'Error: {error}') from error
   _print_written(results, output)
 
@@ -326,6 +330,7 @@ def _print_written(results: dict[str, dict[str, np.ndarray]], output: str) -> No
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  logs.quiet_libraries()
   execute(FLAGS.workdir, FLAGS.input, FLAGS.output, config=FLAGS.config, step=FLAGS.step, crop=FLAGS.crop,
           batch_size=FLAGS.batch_size, keypoints=FLAGS.keypoints, with_mask=FLAGS.mask, write_video=FLAGS.video)
 

@@ -26,6 +26,11 @@ def define_traceback_flag() -> None:
                          'not just its message.')
 
 
+def traceback_requested() -> bool:
+  """Whether the command line asked for the traceback of a user error (--traceback)."""
+  return flags.FLAGS.is_parsed() and 'traceback' in flags.FLAGS and flags.FLAGS['traceback'].value
+
+
 def report_user_errors(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:
   """Wraps a command's `main`: a UserError or a missing file becomes one line on stderr and exit status 1."""
 
@@ -34,7 +39,7 @@ def report_user_errors(main: Callable[[Sequence[str]], None]) -> Callable[[Seque
     try:
       main(argv)
     except (UserError, FileNotFoundError) as error:
-      if flags.FLAGS.is_parsed() and flags.FLAGS['traceback'].value:
+      if traceback_requested():
         raise
       print(f'Error: {error}', file=sys.stderr, flush=True)
       sys.exit(EXIT_STATUS)
