@@ -159,23 +159,33 @@ def shown_lines(lines: Sequence[str], limit: int = 6) -> str:
   return '  ' + '\n  '.join(lines[:limit]) + more
 
 
-def _ignore_reports_of_closed_event_loops() -> None:
-  """Silences the one report tensorstore's late reads make after a failed restore, once per process.
+def _closed_event_loop(error: BaseException | None) -> bool:
+  return isinstance(error, RuntimeError) and str(error) == 'Event loop is closed'
 
-  When one array of a checkpoint fails to read, orbax closes its event loop while tensorstore still has reads
-  in flight; each of them then reports 'Event loop is closed', hundreds of tracebacks that hide the cause.
+
+def _ignore_reports_of_closed_event_loops() -> None:
+  """Silences the reports tensorstore's late reads and writes make after a failed restore or save, once per
+  process.
+
+  When one array of a checkpoint fails to read or write (a damaged file, a full disk), orbax closes its event
+  loop while tensorstore still has operations in flight; each of them then reports 'Event loop is closed', as an
+  unraisable exception or printed from tensorstore's own threads through sys.excepthook: dozens to hundreds of
+  tracebacks that hide the cause.
   """
   if getattr(sys.unraisablehook, 'ignores_closed_event_loops', False):
     return
-  previous = sys.unraisablehook
+  unraisable, excepthook = sys.unraisablehook, sys.excepthook
 
-  def hook(report):
-    if isinstance(report.exc_value, RuntimeError) and str(report.exc_value) == 'Event loop is closed':
-      return
-    previous(report)
+  def unraisable_hook(report):
+    if not _closed_event_loop(report.exc_value):
+      unraisable(report)
 
-  hook.ignores_closed_event_loops = True
-  sys.unraisablehook = hook
+  def except_hook(kind, value, traceback):
+    if not _closed_event_loop(value):
+      excepthook(kind, value, traceback)
+
+  unraisable_hook.ignores_closed_event_loops = True
+  sys.unraisablehook, sys.excepthook = unraisable_hook, except_hook
 
 
 def _out_of_space(error: BaseException) -> bool:
@@ -264,6 +274,7 @@ class Checkpoints:
       raise NonFiniteState(f'Not saving step {step}: {len(bad)} arrays of the state hold NaN or infinite values '
                            f'(first: {bad[0]}).')
     last_good = self.latest_step()
+    _ignore_reports_of_closed_event_loops()
     try:
       os.makedirs(self.directory, exist_ok=True)
       self._manager.save(step, args=ocp.args.Composite(
@@ -272,7 +283,6 @@ class Checkpoints:
     except Exception as error:  # pylint: disable=broad-except
       if not _out_of_space(error):
         raise
-      _ignore_reports_of_closed_event_loops()
       raise DiskFull(_disk_full_message(self.directory, step, last_good)) from None
 
   def _unreadable(self, step: int, error: BaseException) -> CheckpointUnreadable:
