@@ -26,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from landmarks_jax import files
+from landmarks_jax.configs import default as default_config
 from landmarks_jax import user_errors
 
 CONFIG_FILE = 'config.json'
@@ -85,6 +86,9 @@ def option_differences(previous: Mapping[str, Any], current: Mapping[str, Any],
   """One line per option that differs: `names`, or every option but the resumable ones."""
   if names is None:
     names = {k for k in set(previous) | set(current) if k not in RESUMABLE_OPTIONS}
+  # An option added after the record was written counts as its default there (what that run did).
+  defaults = default_config.get_config()
+  previous = {k: previous.get(k, defaults.get(k)) for k in names}
   return [f'  {k}: {saved_as} {previous.get(k)!r}, this run has {current.get(k)!r}'
           for k in sorted(names) if previous.get(k) != current.get(k)]
 

@@ -6,7 +6,8 @@ The output holds `config.json` and `checkpoints/<step>/` with the generator's va
 states, no discriminator): a fraction of a training checkpoint. `evaluate` and `predict` read it as they read any
 workdir, and a new run starts from its weights with `--config.resume_ckpt=<output>`. The options naming places
 on this machine (data and weight folders) are cleared, so that the output works elsewhere. When the run was
-evaluated, its joint map (`eval/joint_map.npz`) is copied too, for `predict --keypoints`.
+evaluated at that step, its joint map (`eval/joint_map.npz`) is copied too, for `predict --keypoints` (else
+`evaluate` on the output fits it).
 """
 
 import os
@@ -48,7 +49,7 @@ def export(workdir: str, output: str, step: int | None = None) -> int:
     store.close()
   checkpoints.write_config(output, config)
   joint_map = os.path.join(workdir, landmark_eval.EVAL_DIR, landmark_eval.JOINT_MAP_FILE)
-  if os.path.exists(joint_map):
+  if os.path.exists(joint_map) and landmark_eval.read_joint_map(workdir)['step'] == step:
     os.makedirs(os.path.join(output, landmark_eval.EVAL_DIR), exist_ok=True)
     shutil.copyfile(joint_map, os.path.join(output, landmark_eval.EVAL_DIR, landmark_eval.JOINT_MAP_FILE))
   return step

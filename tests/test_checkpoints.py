@@ -134,3 +134,10 @@ def test_weights_from_another_workdir_load_when_they_fit_and_name_each_differenc
                      match=r'generator weights in .* do not fit this configuration:\n  \S+ is \(.*\) in the '
                            r'checkpoint but \(.*\) for the config[\s\S]*Train or evaluate with the configuration'):
     pretrained.generator_variables(saved, config)
+
+
+def test_an_option_added_after_a_run_was_saved_counts_as_its_default():
+  saved = {'n_landmarks': 16}  # a record from before dataset_seed existed
+  assert checkpoints.option_differences(saved, {'n_landmarks': 16, 'dataset_seed': 0}) == []
+  assert checkpoints.option_differences(saved, {'n_landmarks': 16, 'dataset_seed': 2}) == [
+      '  dataset_seed: saved 0, this run has 2']

@@ -3,9 +3,9 @@
 Each tests/data/torch_original_train_*.npz (tests/data/README.md says how each was made) holds what the original's
 own training loop computes for three steps with tiny widths: every step's losses and gradient norms, and, for a
 few layers, step 0's gradients and the weights after the last step, with every spectral-norm vector after step 0.
-Between them the files cover image sizes 48, 64 and 96 (32 is test_train_parity's), learned and fixed covariance
-(two values), masks off, full-size and low-resolution, no GAN, LSGAN and BCE, clipping on and off, reduced_w on
-and off, naf 0 and 2, and vgg_lambda and weight decay away from their defaults, on one device and on two. The frames are not stored:
+Between them the files cover image sizes 32, 48, 64 and 96, learned and fixed covariance (two values), masks
+off, full-size and low-resolution, no GAN, LSGAN and BCE, clipping on and off, reduced_w on and off, naf 0 and 2,
+and vgg_lambda and weight decay away from their defaults, on one device and on two. The frames are not stored:
 `reference_inputs` draws them by the generator's rule. Our real pmapped step runs each file (test_train_parity's
 machinery) on the plain-XLA path (the CPU kernels take float32 only).
 
