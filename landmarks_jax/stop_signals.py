@@ -30,7 +30,10 @@ class Stopped(Exception):
   def __init__(self, message: str, signum: int):
     super().__init__(message)
     self.signum = signum
-    self.exit_status = 128 + signum
+
+  @property
+  def exit_status(self) -> int:
+    return 128 + self.signum
 
 
 class StopRequests:

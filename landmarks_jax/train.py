@@ -261,7 +261,6 @@ class Trainer:
     final_step = schedule.num_steps
     timer_step, timer_start = self.start_step, time.time()
     stop_requests = stop_signals.StopRequests()
-    stopped_by = None
     with host_batches, stop_requests:
       batches = device_layout.prefetch_to_devices(host_batches, DEVICE_PREFETCH)
       for step in range(self.start_step + 1, schedule.num_steps + 1):

@@ -6,11 +6,7 @@ import glob
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
-import time
 
 from absl import flags
 import jax
@@ -27,7 +23,6 @@ from landmarks_jax import train_step
 from landmarks_jax import vgg_weights
 from landmarks_jax import workdir_lock
 from landmarks_jax.configs import test as test_config
-import subprocess_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
