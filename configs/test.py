@@ -1,6 +1,6 @@
 """A tiny configuration for tests and smoke runs: every part of the model on, narrow and small.
 
-  python -m landmarks_jax.main --config=configs/test.py --workdir=/tmp/landmarks_test
+python -m landmarks_jax.main --config=configs/test.py --workdir=/tmp/landmarks_test
 """
 
 from landmarks_jax.configs import default

@@ -36,15 +36,7 @@ import tensorflow_datasets as tfds
 from landmarks_jax import user_errors
 from landmarks_jax.data_pipelines import frame_dataset
 
-JOINT_NAMES = (
-    'head',
-    'right_wrist',
-    'left_wrist',
-    'right_elbow',
-    'left_elbow',
-    'right_shoulder',
-    'left_shoulder',
-)
+JOINT_NAMES = ('head', 'right_wrist', 'left_wrist', 'right_elbow', 'left_elbow', 'right_shoulder', 'left_shoulder')
 NUM_JOINTS = len(JOINT_NAMES)
 SPLIT_VIDEOS = {'train': tuple(range(1, 11)), 'validation': tuple(range(11, 16))}
 NUM_VIDEOS = 20
@@ -68,6 +60,8 @@ or truncated one stops the build with its name (re-extract its video's tarball).
 """
 
 _GET_IMAGES = f'Extract the tarballs of bbcpose_data_1.0.zip (from {_HOMEPAGE}) into the dataset folder.'
+
+
 class BbcPoseError(user_errors.UserError, ValueError):
   """A file of the BBC Pose download that is not what the original's release holds; the message names it."""
 
@@ -76,9 +70,7 @@ class BbcPoseMissing(user_errors.UserError, FileNotFoundError):
   """A file of the BBC Pose download is missing; the message names it and where to get it."""
 
 
-_GET_CODE = (
-    f'Extract bbcpose_extbbcpose_code_1.0.tgz (from {_HOMEPAGE}) into the dataset folder; it creates code/.'
-)
+_GET_CODE = f'Extract bbcpose_extbbcpose_code_1.0.tgz (from {_HOMEPAGE}) into the dataset folder; it creates code/.'
 
 _CITATION = """\
 @article{charles2014automatic,
@@ -140,8 +132,10 @@ def _load_mat(path, variable):
     contents = scipy.io.loadmat(path)
   except Exception as error:  # pylint: disable=broad-except
     # scipy fails on a file of another kind with whatever its parser meets (IndexError, KeyError, ...).
-    raise BbcPoseError(f'{path} is not a readable MATLAB file ({type(error).__name__}: {error}); it should hold '
-                       f'the struct {variable!r}. {_GET_CODE}') from error
+    raise BbcPoseError(
+      f'{path} is not a readable MATLAB file ({type(error).__name__}: {error}); it should hold '
+      f'the struct {variable!r}. {_GET_CODE}'
+    ) from error
   if variable not in contents:
     found = sorted(name for name in contents if not name.startswith('__'))
     raise BbcPoseError(f'{path} holds no variable {variable!r} (found: {found}). {_GET_CODE}')
@@ -179,8 +173,8 @@ def _joints(value, num_frames, where):
     array = array[:, :, None]  # MATLAB drops a trailing singleton dimension.
   if array.shape != (2, NUM_JOINTS, num_frames):
     raise BbcPoseError(
-        f'{where}: joints must have shape 2x{NUM_JOINTS}xN with N = {num_frames} frames, '
-        f'got {"x".join(map(str, array.shape))}.'
+      f'{where}: joints must have shape 2x{NUM_JOINTS}xN with N = {num_frames} frames, '
+      f'got {"x".join(map(str, array.shape))}.'
     )
   if not np.all(np.isfinite(array)):
     raise BbcPoseError(f'{where}: joints hold non-finite values.')
@@ -197,13 +191,13 @@ def read_annotations(dataset_path):
   needed_videos = max(max(videos) for videos in SPLIT_VIDEOS.values())
   if len(bbcpose) < needed_videos:
     raise BbcPoseError(
-        f"'bbcpose' in {bbcpose_path} has {len(bbcpose)} entries; videos 1-{needed_videos} need at least "
-        f'{needed_videos}. {_GET_CODE}'
+      f"'bbcpose' in {bbcpose_path} has {len(bbcpose)} entries; videos 1-{needed_videos} need at least "
+      f'{needed_videos}. {_GET_CODE}'
     )
   if len(bbcpose.dtype.names) < 5:
     raise BbcPoseError(
-        f"'bbcpose' in {bbcpose_path} has fields {bbcpose.dtype.names}; expected videoName, type, source, "
-        f'train_frames, train_joints, test_frames, test_joints. {_GET_CODE}'
+      f"'bbcpose' in {bbcpose_path} has fields {bbcpose.dtype.names}; expected videoName, type, source, "
+      f'train_frames, train_joints, test_frames, test_joints. {_GET_CODE}'
     )
 
   annotations = {}
@@ -217,23 +211,23 @@ def read_annotations(dataset_path):
         raise BbcPoseError(f'{where}: train_frames is empty. {_GET_CODE}')
       joints = _joints(_field(entry, 'train_joints', 4), frames.size, where + ', train_joints')
       annotations[split].extend(
-          FrameAnnotation(video, int(frame), index, joints[index]) for index, frame in enumerate(frames)
+        FrameAnnotation(video, int(frame), index, joints[index]) for index, frame in enumerate(frames)
       )
 
   # The toolkit's test ground truth: fields gt (2x7xN), frame numbers and video numbers, in that order;
   # read by position as the original does.
   if len(results) != 1 or len(results.dtype.names) < 3:
     raise BbcPoseError(
-        f"'results' in {results_path} must be one struct with the fields ground truth, frames and videos "
-        f'(got {len(results)} entries with fields {results.dtype.names}). {_GET_CODE}'
+      f"'results' in {results_path} must be one struct with the fields ground truth, frames and videos "
+      f'(got {len(results)} entries with fields {results.dtype.names}). {_GET_CODE}'
     )
   entry = results[0]
   frames = _positive_integers(entry[1], f'{results_path}, field {results.dtype.names[1]!r}')
   videos = _positive_integers(entry[2], f'{results_path}, field {results.dtype.names[2]!r}')
   if videos.size != frames.size or frames.size == 0:
     raise BbcPoseError(
-        f'{results_path}: {frames.size} frame numbers and {videos.size} video numbers; expected the same '
-        f'non-zero count. {_GET_CODE}'
+      f'{results_path}: {frames.size} frame numbers and {videos.size} video numbers; expected the same '
+      f'non-zero count. {_GET_CODE}'
     )
   if np.any(videos > NUM_VIDEOS):
     raise BbcPoseError(f'{results_path}: video numbers must lie in 1..{NUM_VIDEOS}, got {videos.max()}.')
@@ -258,8 +252,7 @@ def check_frame_files(dataset_path, annotations):
         folder = os.path.join(dataset_path, str(video))
         if not os.path.isdir(folder):
           raise BbcPoseMissing(
-              f'BBC Pose video folder {folder} is missing; the {split!r} split needs video {video}. '
-              f'{_GET_IMAGES}'
+            f'BBC Pose video folder {folder} is missing; the {split!r} split needs video {video}. {_GET_IMAGES}'
           )
         listings[video] = set(os.listdir(folder))
       if f'{annotation.frame}.jpg' not in listings[video]:
@@ -267,8 +260,8 @@ def check_frame_files(dataset_path, annotations):
     if missing:
       first = missing[0]
       raise BbcPoseMissing(
-          f'Frame file {frame_path(dataset_path, first.video, first.frame)} of video {first.video} is '
-          f'missing ({len(missing)} frame(s) of the {split!r} split are missing). {_GET_IMAGES}'
+        f'Frame file {frame_path(dataset_path, first.video, first.frame)} of video {first.video} is '
+        f'missing ({len(missing)} frame(s) of the {split!r} split are missing). {_GET_IMAGES}'
       )
 
 
@@ -277,8 +270,8 @@ def validate(dataset_path):
   dataset_path = os.fspath(dataset_path)
   if not dataset_path or not os.path.isdir(dataset_path):
     raise BbcPoseMissing(
-        f'BBC Pose folder {dataset_path!r} does not exist. Set config.dataset_path to the folder prepared '
-        f'as follows:\n{MANUAL_DOWNLOAD_INSTRUCTIONS}'
+      f'BBC Pose folder {dataset_path!r} does not exist. Set config.dataset_path to the folder prepared '
+      f'as follows:\n{MANUAL_DOWNLOAD_INSTRUCTIONS}'
     )
   annotations = read_annotations(dataset_path)
   check_frame_files(dataset_path, annotations)
@@ -306,13 +299,13 @@ def _read_jpeg(path, video, frame):
       image_format, mode, size = image.format, image.mode, image.size
   except (OSError, SyntaxError, ValueError) as error:
     raise BbcPoseError(
-        f'Frame file {path} (video {video}, frame {frame}) is corrupt: {error}. '
-        f'Re-extract video {video} from bbcpose_data_1.0.zip ({_HOMEPAGE}).'
+      f'Frame file {path} (video {video}, frame {frame}) is corrupt: {error}. '
+      f'Re-extract video {video} from bbcpose_data_1.0.zip ({_HOMEPAGE}).'
     ) from error
   if image_format != 'JPEG' or mode != 'RGB':
     raise BbcPoseError(
-        f'Frame file {path} (video {video}, frame {frame}) is a {image_format} {mode} image; BBC Pose frames '
-        f'are RGB JPEGs. Re-extract video {video} from bbcpose_data_1.0.zip ({_HOMEPAGE}).'
+      f'Frame file {path} (video {video}, frame {frame}) is a {image_format} {mode} image; BBC Pose frames '
+      f'are RGB JPEGs. Re-extract video {video} from bbcpose_data_1.0.zip ({_HOMEPAGE}).'
     )
   return data, size
 
@@ -327,14 +320,16 @@ class BbcPose(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     return frame_dataset.frame_dataset_info(
-        self, frame_dataset.frame_features('jpeg', NUM_JOINTS), JOINT_NAMES,
-        description=(
-            'BBC Pose: sign-language interpreters in BBC broadcasts, 20 videos, with head, wrist, elbow '
-            'and shoulder positions (x, y pixels) per annotated frame and the crop boxes of the '
-            'unsupervised-landmark evaluation protocol.'
-        ),
-        homepage=_HOMEPAGE,
-        citation=_CITATION,
+      self,
+      frame_dataset.frame_features('jpeg', NUM_JOINTS),
+      JOINT_NAMES,
+      description=(
+        'BBC Pose: sign-language interpreters in BBC broadcasts, 20 videos, with head, wrist, elbow '
+        'and shoulder positions (x, y pixels) per annotated frame and the crop boxes of the '
+        'unsupervised-landmark evaluation protocol.'
+      ),
+      homepage=_HOMEPAGE,
+      citation=_CITATION,
     )
 
   def _split_generators(self, dl_manager):
@@ -343,16 +338,16 @@ class BbcPose(tfds.core.GeneratorBasedBuilder):
     self.info.metadata['joint_names'] = list(JOINT_NAMES)
     self.info.metadata[SOURCE_KEY] = os.path.realpath(dataset_path)
     self.info.metadata['videos'] = {split: video_table(frames) for split, frames in annotations.items()}
-    return {
-        split: self._generate_examples(dataset_path, frames) for split, frames in annotations.items()
-    }
+    return {split: self._generate_examples(dataset_path, frames) for split, frames in annotations.items()}
 
   def _generate_examples(self, dataset_path, annotations):
     # Integer keys in record order: with shuffling disabled TFDS writes records sorted by key.
     for record, annotation in enumerate(annotations):
       path = frame_path(dataset_path, annotation.video, annotation.frame)
       data, (width, height) = _read_jpeg(path, annotation.video, annotation.frame)
-      yield record, {
+      yield (
+        record,
+        {
           'image': data,
           'video': annotation.video,
           'frame': annotation.frame,
@@ -360,7 +355,8 @@ class BbcPose(tfds.core.GeneratorBasedBuilder):
           'joints': annotation.joints.astype(np.float32),
           'train_box': train_box(annotation.joints, width, height),
           'eval_box': eval_box(annotation.joints, width, height),
-      }
+        },
+      )
 
 
 def prepare(dataset_path, data_dir=None):
@@ -377,16 +373,18 @@ def prepare(dataset_path, data_dir=None):
   dataset_path = os.fspath(dataset_path)
   if not dataset_path or not os.path.isdir(dataset_path):
     raise BbcPoseMissing(
-        f'BBC Pose folder {dataset_path!r} does not exist. Set config.dataset_path to the folder prepared '
-        f'as follows:\n{MANUAL_DOWNLOAD_INSTRUCTIONS}')
+      f'BBC Pose folder {dataset_path!r} does not exist. Set config.dataset_path to the folder prepared '
+      f'as follows:\n{MANUAL_DOWNLOAD_INSTRUCTIONS}'
+    )
   builder = BbcPose(data_dir=data_dir or None, file_format='array_record')
   if builder.data_path.exists():  # TFDS's own test for a prepared dataset.
     built_from = (builder.info.metadata or {}).get(SOURCE_KEY)
     if built_from is not None and built_from != os.path.realpath(dataset_path):
       raise BbcPoseError(
-          f'The BBC Pose build in {builder.data_path} was made from {built_from}, not from {dataset_path}. To '
-          f'build from {dataset_path}, pass another --config.data_dir (or delete {builder.data_path}); to use '
-          f'the existing build, pass --config.dataset_path={built_from}.')
+        f'The BBC Pose build in {builder.data_path} was made from {built_from}, not from {dataset_path}. To '
+        f'build from {dataset_path}, pass another --config.data_dir (or delete {builder.data_path}); to use '
+        f'the existing build, pass --config.dataset_path={built_from}.'
+      )
     return builder
   validate(dataset_path)  # Fails before TFDS creates anything.
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=dataset_path))

@@ -18,23 +18,23 @@ import tensorflow_datasets as tfds
 def frame_features(encoding_format: str, num_joints: int, with_mask: bool = False) -> tfds.features.FeaturesDict:
   """The features of a frame record; images stored as `encoding_format` ('jpeg' or 'png')."""
   features = {
-      'image': tfds.features.Image(shape=(None, None, 3), encoding_format=encoding_format),
-      'video': tfds.features.Scalar(np.int32),
-      'frame': tfds.features.Scalar(np.int32),
-      'frame_index': tfds.features.Scalar(np.int32),
-      'joints': tfds.features.Tensor(shape=(num_joints, 2), dtype=np.float32),
-      'train_box': tfds.features.Tensor(shape=(4,), dtype=np.float32),
-      'eval_box': tfds.features.Tensor(shape=(4,), dtype=np.float32),
+    'image': tfds.features.Image(shape=(None, None, 3), encoding_format=encoding_format),
+    'video': tfds.features.Scalar(np.int32),
+    'frame': tfds.features.Scalar(np.int32),
+    'frame_index': tfds.features.Scalar(np.int32),
+    'joints': tfds.features.Tensor(shape=(num_joints, 2), dtype=np.float32),
+    'train_box': tfds.features.Tensor(shape=(4,), dtype=np.float32),
+    'eval_box': tfds.features.Tensor(shape=(4,), dtype=np.float32),
   }
   if with_mask:
     features['mask'] = tfds.features.Image(shape=(None, None, 1), encoding_format='png')
   return tfds.features.FeaturesDict(features)
 
 
-def frame_dataset_info(builder: tfds.core.DatasetBuilder, features: tfds.features.FeaturesDict,
-                       joint_names, **info) -> tfds.core.DatasetInfo:
+def frame_dataset_info(
+  builder: tfds.core.DatasetBuilder, features: tfds.features.FeaturesDict, joint_names, **info
+) -> tfds.core.DatasetInfo:
   """DatasetInfo of a frame dataset: records kept in the order they are generated, joint names recorded."""
   metadata = tfds.core.MetadataDict()
   metadata['joint_names'] = list(joint_names)
-  return tfds.core.DatasetInfo(builder=builder, features=features, metadata=metadata, disable_shuffling=True,
-                               **info)
+  return tfds.core.DatasetInfo(builder=builder, features=features, metadata=metadata, disable_shuffling=True, **info)

@@ -48,31 +48,27 @@ SPLITS = ('train', 'validation', 'test')
 
 # Background photos of each split; no photo serves two splits.
 SPLIT_PHOTOS = {
-    'train': (
-        'astronaut',
-        'brick',
-        'camera',
-        'coffee',
-        'grass',
-        'hubble_deep_field',
-        'immunohistochemistry',
-        'moon',
-        'motorcycle',
-        'retina',
-    ),
-    'validation': ('chelsea', 'gravel'),
-    'test': ('coins', 'rocket'),
+  'train': (
+    'astronaut',
+    'brick',
+    'camera',
+    'coffee',
+    'grass',
+    'hubble_deep_field',
+    'immunohistochemistry',
+    'moon',
+    'motorcycle',
+    'retina',
+  ),
+  'validation': ('chelsea', 'gravel'),
+  'test': ('coins', 'rocket'),
 }
 # The hue circle cut into 12 sectors of 30 degrees; each split draws part colours from its own sectors, and
 # a sampled hue keeps _HUE_MARGIN degrees from its sector's edges, so hues of different splits differ by at
 # least twice that.
 _HUE_SECTOR = 30.0
 _HUE_MARGIN = 3.0
-SPLIT_HUE_SECTORS = {
-    'train': (0, 1, 3, 4, 6, 7, 9, 10),
-    'validation': (2, 8),
-    'test': (5, 11),
-}
+SPLIT_HUE_SECTORS = {'train': (0, 1, 3, 4, 6, 7, 9, 10), 'validation': (2, 8), 'test': (5, 11)}
 
 _DESCRIPTION = """\
 Renderings of pybullet's DeepMimic motion-capture clips (15 motions: walk, run, jump, dances, kicks,
@@ -103,25 +99,23 @@ class HumanoidMocapConfig(tfds.core.BuilderConfig):
   def split_sizes(self):
     """{split: (number of videos, frames per video)}."""
     return {
-        'train': (self.train_videos, self.train_frames),
-        'validation': (self.eval_videos, self.eval_frames),
-        'test': (self.eval_videos, self.eval_frames),
+      'train': (self.train_videos, self.train_frames),
+      'validation': (self.eval_videos, self.eval_frames),
+      'test': (self.eval_videos, self.eval_frames),
     }
 
 
 VARIANTS = {
-    'full': HumanoidMocapConfig(
-        name='full', description='128 px; 4800 train, 480 validation and 480 test frames.'
-    ),
-    'tiny': HumanoidMocapConfig(
-        name='tiny',
-        description='64 px; 100 train, 50 validation and 50 test frames, for tests.',
-        image_size=64,
-        train_videos=2,
-        train_frames=50,
-        eval_videos=1,
-        eval_frames=50,
-    ),
+  'full': HumanoidMocapConfig(name='full', description='128 px; 4800 train, 480 validation and 480 test frames.'),
+  'tiny': HumanoidMocapConfig(
+    name='tiny',
+    description='64 px; 100 train, 50 validation and 50 test frames, for tests.',
+    image_size=64,
+    train_videos=2,
+    train_frames=50,
+    eval_videos=1,
+    eval_frames=50,
+  ),
 }
 
 
@@ -153,37 +147,33 @@ def _plan_video(video, split, clip, num_frames, seed):
   colours = tuple(_part_colour(rng, SPLIT_HUE_SECTORS[split]) for _ in range(NUM_JOINTS))
   photos = SPLIT_PHOTOS[split]
   backdrop = humanoid_render.Backdrop(
-      photo=photos[rng.integers(len(photos))],
-      side=float(rng.uniform(0.3, 1.0)),
-      top=float(rng.uniform()),
-      left=float(rng.uniform()),
-      flip=bool(rng.uniform() < 0.5),
+    photo=photos[rng.integers(len(photos))],
+    side=float(rng.uniform(0.3, 1.0)),
+    top=float(rng.uniform()),
+    left=float(rng.uniform()),
+    flip=bool(rng.uniform() < 0.5),
   )
   camera = humanoid_render.Camera(
-      yaw=float(rng.uniform(0.0, 360.0)),
-      yaw_rate=float(rng.uniform(-25.0, 25.0)),
-      pitch=float(rng.uniform(-35.0, 0.0)),
-      fill=float(rng.uniform(0.65, 0.85)),
+    yaw=float(rng.uniform(0.0, 360.0)),
+    yaw_rate=float(rng.uniform(-25.0, 25.0)),
+    pitch=float(rng.uniform(-35.0, 0.0)),
+    fill=float(rng.uniform(0.65, 0.85)),
   )
   azimuth, elevation = rng.uniform(0.0, 2 * math.pi), math.radians(rng.uniform(20.0, 70.0))
   light = humanoid_render.Light(
-      direction=(
-          math.cos(elevation) * math.cos(azimuth),
-          math.sin(elevation),
-          math.cos(elevation) * math.sin(azimuth),
-      ),
-      ambient=float(rng.uniform(0.45, 0.65)),
-      diffuse=float(rng.uniform(0.3, 0.5)),
+    direction=(math.cos(elevation) * math.cos(azimuth), math.sin(elevation), math.cos(elevation) * math.sin(azimuth)),
+    ambient=float(rng.uniform(0.45, 0.65)),
+    diffuse=float(rng.uniform(0.3, 0.5)),
   )
   return humanoid_render.VideoPlan(
-      video=video,
-      clip=clip,
-      first_frame=int(rng.integers(int(period))),
-      num_frames=num_frames,
-      part_colours=colours,
-      backdrop=backdrop,
-      camera=camera,
-      light=light,
+    video=video,
+    clip=clip,
+    first_frame=int(rng.integers(int(period))),
+    num_frames=num_frames,
+    part_colours=colours,
+    backdrop=backdrop,
+    camera=camera,
+    light=light,
   )
 
 
@@ -248,17 +238,21 @@ class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {
-      '1.0.0': 'Train, validation and test videos of the 15 DeepMimic clips.',
-      '1.1.0': 'Crop boxes around the body instead of the whole frame.',
-      '1.2.0': 'One crop box a video, around the body in all its frames; backdrops out of focus.',
+    '1.0.0': 'Train, validation and test videos of the 15 DeepMimic clips.',
+    '1.1.0': 'Crop boxes around the body instead of the whole frame.',
+    '1.2.0': 'One crop box a video, around the body in all its frames; backdrops out of focus.',
   }
   BUILDER_CONFIGS = list(VARIANTS.values())
   code_path = None  # No download checksums to look up (see frame_dataset.py).
 
   def _info(self):
     return frame_dataset.frame_dataset_info(
-        self, frame_dataset.frame_features('png', NUM_JOINTS, with_mask=True), JOINT_NAMES,
-        description=_DESCRIPTION, homepage='https://github.com/bulletphysics/bullet3')
+      self,
+      frame_dataset.frame_features('png', NUM_JOINTS, with_mask=True),
+      JOINT_NAMES,
+      description=_DESCRIPTION,
+      homepage='https://github.com/bulletphysics/bullet3',
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Everything comes from pybullet_data and scikit-image.
@@ -271,7 +265,7 @@ class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
     metadata['fps'] = humanoid_render.FPS
     metadata['videos'] = {split: video_table(split_plans) for split, split_plans in plans.items()}
     metadata['subjects'] = {
-        split: [dataclasses.asdict(plan) for plan in split_plans] for split, split_plans in plans.items()
+      split: [dataclasses.asdict(plan) for plan in split_plans] for split, split_plans in plans.items()
     }
     return {split: self._generate_examples(split_plans) for split, split_plans in plans.items()}
 
@@ -284,7 +278,9 @@ class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
         frames = list(humanoid_render.render_video(renderer, plan, size))
         box = body_box(np.stack([frame.mask[..., 0] for frame in frames]), size)
         for frame_index, frame in enumerate(frames):
-          yield record, {
+          yield (
+            record,
+            {
               'image': _png(frame.image),
               'mask': _png(frame.mask),
               'video': plan.video,
@@ -293,7 +289,8 @@ class HumanoidMocap(tfds.core.GeneratorBasedBuilder):
               'joints': frame.joints,
               'train_box': box,
               'eval_box': box,
-          }
+            },
+          )
           record += 1
     finally:
       renderer.close()
@@ -313,8 +310,9 @@ def prepare(data_dir=None, variant: str = 'full', seed: int = 0) -> HumanoidMoca
   config = make_config(variant, seed)
   # A registered config goes by its name: a builder rebuilt from a pickle (as the input pipeline's worker
   # processes rebuild it) refuses a config object that shares a registered name.
-  builder = HumanoidMocap(data_dir=data_dir or None, config=config.name if config.name in VARIANTS else config,
-                          file_format='array_record')
+  builder = HumanoidMocap(
+    data_dir=data_dir or None, config=config.name if config.name in VARIANTS else config, file_format='array_record'
+  )
   if not builder.data_path.exists():  # TFDS's own test for a prepared dataset.
     builder.download_and_prepare()
   return builder
@@ -358,13 +356,13 @@ def write_samples(builder: HumanoidMocap, path: str, per_split=(3, 2, 1), scale:
         panel = panel.resize((panel.width * scale, panel.height * scale), Image.Resampling.NEAREST)
         _draw_joints(ImageDraw.Draw(panel), example['joints'], scale, bones)
         panels.append(panel)
-      label = f"{split} {video}: {subjects[split][number]['clip']}"
+      label = f'{split} {video}: {subjects[split][number]["clip"]}'
       ImageDraw.Draw(panels[0]).text((4, 2), label, fill=(255, 255, 255), stroke_width=2, stroke_fill=0)
       tiles.append(np.concatenate([np.asarray(p) for p in panels], axis=1))
   columns = 3
   while len(tiles) % columns:
     tiles.append(np.zeros_like(tiles[0]))
-  rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+  rows = [np.concatenate(tiles[i : i + columns], axis=1) for i in range(0, len(tiles), columns)]
   grid = Image.fromarray(np.concatenate(rows, axis=0))
   # A 256-colour palette keeps the picture small enough for the README.
   grid.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)

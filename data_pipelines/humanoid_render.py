@@ -29,42 +29,42 @@ from pybullet_utils import bullet_client
 # The humanoid's links in URDF order; each link's frame sits on the joint that attaches it, and 'root' is
 # the pelvis, so these are also the 15 joints whose positions the dataset annotates.
 JOINT_NAMES = (
-    'root',
-    'chest',
-    'neck',
-    'right_hip',
-    'right_knee',
-    'right_ankle',
-    'right_shoulder',
-    'right_elbow',
-    'right_wrist',
-    'left_hip',
-    'left_knee',
-    'left_ankle',
-    'left_shoulder',
-    'left_elbow',
-    'left_wrist',
+  'root',
+  'chest',
+  'neck',
+  'right_hip',
+  'right_knee',
+  'right_ankle',
+  'right_shoulder',
+  'right_elbow',
+  'right_wrist',
+  'left_hip',
+  'left_knee',
+  'left_ankle',
+  'left_shoulder',
+  'left_elbow',
+  'left_wrist',
 )
 # Index of each joint's parent in JOINT_NAMES (-1 for the root): the skeleton's bones.
 JOINT_PARENTS = (-1, 0, 1, 0, 3, 4, 1, 6, 7, 0, 9, 10, 1, 12, 13)
 NUM_JOINTS = len(JOINT_NAMES)
 
 CLIP_NAMES = (
-    'backflip',
-    'cartwheel',
-    'crawl',
-    'dance_a',
-    'dance_b',
-    'getup_facedown',
-    'getup_faceup',
-    'jump',
-    'kick',
-    'punch',
-    'roll',
-    'run',
-    'spin',
-    'spinkick',
-    'walk',
+  'backflip',
+  'cartwheel',
+  'crawl',
+  'dance_a',
+  'dance_b',
+  'getup_facedown',
+  'getup_faceup',
+  'jump',
+  'kick',
+  'punch',
+  'roll',
+  'run',
+  'spin',
+  'spinkick',
+  'walk',
 )
 
 FPS = 30.0  # Frames per second of the rendered videos; the clips are interpolated to this rate.
@@ -86,18 +86,18 @@ BACKDROP_BLUR = 0.025
 # A keyframe of the clip files, after the leading duration: root position (3), root orientation (w, x, y, z),
 # then the 12 driven joints in this order, each a quaternion (w, x, y, z) or, for knees and elbows, an angle.
 _DRIVEN_JOINTS = (
-    ('chest', 4),
-    ('neck', 4),
-    ('right_hip', 4),
-    ('right_knee', 1),
-    ('right_ankle', 4),
-    ('right_shoulder', 4),
-    ('right_elbow', 1),
-    ('left_hip', 4),
-    ('left_knee', 1),
-    ('left_ankle', 4),
-    ('left_shoulder', 4),
-    ('left_elbow', 1),
+  ('chest', 4),
+  ('neck', 4),
+  ('right_hip', 4),
+  ('right_knee', 1),
+  ('right_ankle', 4),
+  ('right_shoulder', 4),
+  ('right_elbow', 1),
+  ('left_hip', 4),
+  ('left_knee', 1),
+  ('left_ankle', 4),
+  ('left_shoulder', 4),
+  ('left_elbow', 1),
 )
 _KEYFRAME_SIZE = 1 + 3 + 4 + sum(size for _, size in _DRIVEN_JOINTS)  # 44 with the duration.
 
@@ -118,20 +118,20 @@ def _photo(loader):
 
 # Background photos shipped inside scikit-image (no download), by name.
 PHOTOS = {
-    'astronaut': _photo(lambda data: data.astronaut()),
-    'brick': _photo(lambda data: data.brick()),
-    'camera': _photo(lambda data: data.camera()),
-    'chelsea': _photo(lambda data: data.chelsea()),
-    'coffee': _photo(lambda data: data.coffee()),
-    'coins': _photo(lambda data: data.coins()),
-    'grass': _photo(lambda data: data.grass()),
-    'gravel': _photo(lambda data: data.gravel()),
-    'hubble_deep_field': _photo(lambda data: data.hubble_deep_field()),
-    'immunohistochemistry': _photo(lambda data: data.immunohistochemistry()),
-    'moon': _photo(lambda data: data.moon()),
-    'motorcycle': _photo(lambda data: data.stereo_motorcycle()[0]),
-    'retina': _photo(lambda data: data.retina()),
-    'rocket': _photo(lambda data: data.rocket()),
+  'astronaut': _photo(lambda data: data.astronaut()),
+  'brick': _photo(lambda data: data.brick()),
+  'camera': _photo(lambda data: data.camera()),
+  'chelsea': _photo(lambda data: data.chelsea()),
+  'coffee': _photo(lambda data: data.coffee()),
+  'coins': _photo(lambda data: data.coins()),
+  'grass': _photo(lambda data: data.grass()),
+  'gravel': _photo(lambda data: data.gravel()),
+  'hubble_deep_field': _photo(lambda data: data.hubble_deep_field()),
+  'immunohistochemistry': _photo(lambda data: data.immunohistochemistry()),
+  'moon': _photo(lambda data: data.moon()),
+  'motorcycle': _photo(lambda data: data.stereo_motorcycle()[0]),
+  'retina': _photo(lambda data: data.retina()),
+  'rocket': _photo(lambda data: data.rocket()),
 }
 
 
@@ -238,8 +238,8 @@ def load_clip(name: str) -> MotionClip:
     raise ValueError(f'Motion clip {path} is not a DeepMimic clip ({error}). {_reinstall_hint()}') from error
   if frames.ndim != 2 or frames.shape[1] != _KEYFRAME_SIZE or len(frames) < 2:
     raise ValueError(
-        f'Motion clip {path} has keyframes of shape {frames.shape}, expected (N >= 2, {_KEYFRAME_SIZE}). '
-        f'{_reinstall_hint()}'
+      f'Motion clip {path} has keyframes of shape {frames.shape}, expected (N >= 2, {_KEYFRAME_SIZE}). '
+      f'{_reinstall_hint()}'
     )
   # Column 0 is each keyframe's duration until the next; some clips vary it.
   times = np.concatenate([[0.0], np.cumsum(frames[:-1, 0])])
@@ -292,7 +292,7 @@ def pose_at(clip: MotionClip, time: float) -> Pose:
   offset = 7
   for _, size in _DRIVEN_JOINTS:
     if size == 4:
-      joints.append(_wxyz_to_xyzw(_slerp(a[offset:offset + 4], b[offset:offset + 4], fraction)).tolist())
+      joints.append(_wxyz_to_xyzw(_slerp(a[offset : offset + 4], b[offset : offset + 4], fraction)).tolist())
     else:
       joints.append([float(a[offset] + fraction * (b[offset] - a[offset]))])
     offset += size
@@ -302,12 +302,12 @@ def pose_at(clip: MotionClip, time: float) -> Pose:
 def view_matrix(target, distance: float, yaw: float, pitch: float) -> np.ndarray:
   """The camera's world-to-eye matrix (4, 4), orbiting `target` (3,) with y up; angles in degrees."""
   flat = pybullet.computeViewMatrixFromYawPitchRoll(
-      cameraTargetPosition=[float(v) for v in target],
-      distance=float(distance),
-      yaw=float(yaw),
-      pitch=float(pitch),
-      roll=0.0,
-      upAxisIndex=1,
+    cameraTargetPosition=[float(v) for v in target],
+    distance=float(distance),
+    yaw=float(yaw),
+    pitch=float(pitch),
+    roll=0.0,
+    upAxisIndex=1,
   )
   return np.asarray(flat, np.float64).reshape(4, 4).T  # pybullet lists matrices column by column.
 
@@ -371,10 +371,7 @@ class HumanoidRenderer:
     with _quiet_native_output():
       self._client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
       self._body = self._client.loadURDF(
-          urdf,
-          useFixedBase=True,
-          globalScaling=_URDF_SCALE,
-          flags=pybullet.URDF_MAINTAIN_LINK_ORDER,
+        urdf, useFixedBase=True, globalScaling=_URDF_SCALE, flags=pybullet.URDF_MAINTAIN_LINK_ORDER
       )
     num_links = self._client.getNumJoints(self._body)
     names = tuple(self._client.getJointInfo(self._body, link)[12].decode() for link in range(num_links))
@@ -394,7 +391,7 @@ class HumanoidRenderer:
 
   def set_pose(self, pose: Pose):
     self._client.resetBasePositionAndOrientation(
-        self._body, pose.root_position.tolist(), pose.root_orientation.tolist()
+      self._body, pose.root_position.tolist(), pose.root_orientation.tolist()
     )
     self._client.resetJointStatesMultiDof(self._body, self._driven_links, list(pose.joints))
 
@@ -416,16 +413,16 @@ class HumanoidRenderer:
     """
     fine = background.width
     _, _, rgba, _, segmentation = self._client.getCameraImage(
-        fine,
-        fine,
-        viewMatrix=view.T.ravel().tolist(),
-        projectionMatrix=projection.T.ravel().tolist(),
-        renderer=pybullet.ER_TINY_RENDERER,
-        lightDirection=list(light.direction),
-        lightAmbientCoeff=light.ambient,
-        lightDiffuseCoeff=light.diffuse,
-        lightSpecularCoeff=0.05,
-        shadow=0,
+      fine,
+      fine,
+      viewMatrix=view.T.ravel().tolist(),
+      projectionMatrix=projection.T.ravel().tolist(),
+      renderer=pybullet.ER_TINY_RENDERER,
+      lightDirection=list(light.direction),
+      lightAmbientCoeff=light.ambient,
+      lightDiffuseCoeff=light.diffuse,
+      lightSpecularCoeff=0.05,
+      shadow=0,
     )
     segmentation = np.reshape(np.asarray(segmentation), (fine, fine))
     body = Image.fromarray(np.where(segmentation == self._body, 255, 0).astype(np.uint8))
@@ -447,8 +444,8 @@ def load_photo(name: str) -> np.ndarray:
     return PHOTOS[name]()
   except Exception as error:
     raise RuntimeError(
-        f'scikit-image could not load its sample photo {name!r} ({error}). Reinstall scikit-image, whose '
-        'wheel ships these photos.'
+      f'scikit-image could not load its sample photo {name!r} ({error}). Reinstall scikit-image, whose '
+      'wheel ships these photos.'
     ) from error
 
 
@@ -459,7 +456,7 @@ def backdrop_image(backdrop: Backdrop, size: int) -> np.ndarray:
   side = max(1, int(round(backdrop.side * min(height, width))))
   top = int(round(backdrop.top * (height - side)))
   left = int(round(backdrop.left * (width - side)))
-  crop = photo[top:top + side, left:left + side]
+  crop = photo[top : top + side, left : left + side]
   if backdrop.flip:
     crop = crop[:, ::-1]
   resized = Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.LANCZOS)
@@ -476,6 +473,7 @@ def _smooth(points: np.ndarray, half_window: int) -> np.ndarray:
 def _fit_distance(targets, yaws, pitch, points, fill, projection) -> float:
   """The camera distance at which the farthest of `points` (N, P, 3) over all N frames reaches `fill` of
   the half-frame, the camera aiming at targets (N, 3) from yaws (N,) and pitch."""
+
   def reach(distance):
     views = [view_matrix(target, distance, yaw, pitch) for target, yaw in zip(targets, yaws)]
     return max(np.abs(normalized_device_coordinates(p, v, projection)).max() for p, v in zip(points, views))

@@ -67,6 +67,7 @@ class BadFileError(VideoFolderError):
 @dataclasses.dataclass(frozen=True)
 class FolderOptions:
   """How the folder becomes a dataset (config.video_* options)."""
+
   stride: int = 1
   short_side: int = 256
   crop: str = 'full'  # 'full', 'center', or the path of a boxes CSV
@@ -83,12 +84,15 @@ class FolderOptions:
     if self.short_side < 0:
       raise VideoFolderError(f'config.video_short_side must be 0 (keep) or positive, got {self.short_side}.')
     if self.crop not in CROPS and not os.path.isfile(self.crop):
-      raise VideoFolderError(f'config.video_crop must be one of {CROPS} or the path of a boxes CSV; '
-                             f'{self.crop!r} is neither.')
+      raise VideoFolderError(
+        f'config.video_crop must be one of {CROPS} or the path of a boxes CSV; {self.crop!r} is neither.'
+      )
     fractions = (self.validation_fraction, self.test_fraction)
     if min(fractions) < 0 or sum(fractions) >= 1:
-      raise VideoFolderError(f'config.video_validation_fraction and video_test_fraction must be >= 0 and leave '
-                             f'videos for training; got {fractions}.')
+      raise VideoFolderError(
+        f'config.video_validation_fraction and video_test_fraction must be >= 0 and leave '
+        f'videos for training; got {fractions}.'
+      )
     for name in ('split_file', 'keypoints'):
       path = getattr(self, name)
       if path and not os.path.isfile(path):
@@ -98,6 +102,7 @@ class FolderOptions:
 @dataclasses.dataclass(frozen=True)
 class Item:
   """One video of the folder: a video file, a folder of frames, or a still image."""
+
   name: str
   kind: str  # 'video', 'frames' or 'image'
   path: str
@@ -121,11 +126,15 @@ def scan(folder: str) -> list[Item]:
   names = [item.name for item in items]
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
-    raise VideoFolderError(f'{folder} holds several videos named {duplicates[0]!r} (a file and a folder, or two '
-                           'suffixes); rename one, since videos are named without their suffix.')
+    raise VideoFolderError(
+      f'{folder} holds several videos named {duplicates[0]!r} (a file and a folder, or two '
+      'suffixes); rename one, since videos are named without their suffix.'
+    )
   if not items:
-    raise VideoFolderError(f'{folder} holds no video ({", ".join(VIDEO_SUFFIXES)}), no folder of frames and no '
-                           f'image ({", ".join(IMAGE_SUFFIXES)}); pass the folder of your videos.')
+    raise VideoFolderError(
+      f'{folder} holds no video ({", ".join(VIDEO_SUFFIXES)}), no folder of frames and no '
+      f'image ({", ".join(IMAGE_SUFFIXES)}); pass the folder of your videos.'
+    )
   return items
 
 
@@ -168,6 +177,7 @@ def read_frames(item: Item) -> Iterator[tuple[int, Image.Image]]:
   count = 0
   try:
     import av  # pylint: disable=g-import-not-at-top
+
     with av.open(item.path) as container:
       if not container.streams.video:
         raise BadFileError(f'{item.path} holds no video stream.')
@@ -194,13 +204,17 @@ def assign_splits(names: Sequence[str], options: FolderOptions) -> dict[str, str
         if not fields or fields[0].startswith('#'):
           continue
         if len(fields) != 2 or fields[1] not in SPLITS or fields[0] not in names:
-          raise VideoFolderError(f'{options.split_file} line {number}: expected "<video> <split>" with a video of '
-                                 f'the folder and a split of {SPLITS}, got {line.strip()!r}.')
+          raise VideoFolderError(
+            f'{options.split_file} line {number}: expected "<video> <split>" with a video of '
+            f'the folder and a split of {SPLITS}, got {line.strip()!r}.'
+          )
         assigned[fields[0]] = fields[1]
     missing = [n for n in names if n not in assigned]
     if missing:
-      raise VideoFolderError(f'{options.split_file} gives no split for {len(missing)} videos (first: '
-                             f'{missing[0]!r}); list every video of the folder.')
+      raise VideoFolderError(
+        f'{options.split_file} gives no split for {len(missing)} videos (first: '
+        f'{missing[0]!r}); list every video of the folder.'
+      )
     return assigned
   order = np.random.default_rng(options.split_seed).permutation(len(names))
   count = len(names)
@@ -210,8 +224,9 @@ def assign_splits(names: Sequence[str], options: FolderOptions) -> dict[str, str
   num_validation = max(num_validation, 1) if options.validation_fraction > 0 and count >= 3 else num_validation
   split_of = {}
   for rank, index in enumerate(order):
-    split_of[names[index]] = ('test' if rank < num_test else 'validation' if rank < num_test + num_validation
-                              else 'train')
+    split_of[names[index]] = (
+      'test' if rank < num_test else 'validation' if rank < num_test + num_validation else 'train'
+    )
   return split_of
 
 
@@ -222,15 +237,17 @@ def _read_csv(path: str, columns: Sequence[str]) -> list[tuple[int, dict[str, st
     with open(path, newline='', encoding='utf-8-sig') as f:
       reader = csv.DictReader(f)
       if reader.fieldnames is None or any(c not in reader.fieldnames for c in columns):
-        raise VideoFolderError(f'{path} must be a CSV whose first line names the columns {",".join(columns)}; '
-                               f'it has {reader.fieldnames}.')
+        raise VideoFolderError(
+          f'{path} must be a CSV whose first line names the columns {",".join(columns)}; it has {reader.fieldnames}.'
+        )
       header = ','.join(reader.fieldnames)
       rows = []
       for row in reader:
         fields = len(reader.fieldnames) + len(row.get(None, ())) - sum(v is None for v in row.values())
         if fields != len(reader.fieldnames):
-          raise VideoFolderError(f'{path} line {reader.line_num}: {fields} fields, expected '
-                                 f'{len(reader.fieldnames)} ({header}).')
+          raise VideoFolderError(
+            f'{path} line {reader.line_num}: {fields} fields, expected {len(reader.fieldnames)} ({header}).'
+          )
         rows.append((reader.line_num, {k: v.strip() for k, v in row.items()}))
       return rows
   except UnicodeDecodeError as error:
@@ -272,8 +289,10 @@ def read_keypoints(path: str, names: Sequence[str]) -> tuple[list[str], dict[tup
       raise VideoFolderError(f'{path} line {line}: the keypoint has no name.')
     key = (row['video'], frame, row['keypoint'])
     if key in seen:
-      raise VideoFolderError(f'{path} line {line}: video {key[0]!r} frame {frame} keypoint {key[2]!r} is already '
-                             f'on line {seen[key]}; keep one row for it.')
+      raise VideoFolderError(
+        f'{path} line {line}: video {key[0]!r} frame {frame} keypoint {key[2]!r} is already '
+        f'on line {seen[key]}; keep one row for it.'
+      )
     seen[key] = line
     if row['keypoint'] not in keypoints:
       keypoints.append(row['keypoint'])
@@ -283,7 +302,9 @@ def read_keypoints(path: str, names: Sequence[str]) -> tuple[list[str], dict[tup
     if any(missing):
       raise VideoFolderError(f'{path} line {line}: give both x and y, or leave both empty (not annotated).')
     points.setdefault((row['video'], frame), {})[row['keypoint']] = (
-        _number(row['x'], path, line, 'x'), _number(row['y'], path, line, 'y'))
+      _number(row['x'], path, line, 'x'),
+      _number(row['y'], path, line, 'y'),
+    )
   return keypoints, points
 
 
@@ -298,8 +319,10 @@ def read_boxes(path: str, names: Sequence[str]) -> dict[tuple[str, int | None], 
     if not (box[0] < box[2] and box[1] < box[3]):
       raise VideoFolderError(f'{path} line {line}: the box {box.tolist()} is empty; give x0 < x1 and y0 < y1.')
     if (row['video'], frame) in boxes:
-      raise VideoFolderError(f'{path} line {line}: video {row["video"]!r} '
-                             f'{"(whole video)" if frame is None else f"frame {frame}"} has a box already; keep one.')
+      raise VideoFolderError(
+        f'{path} line {line}: video {row["video"]!r} '
+        f'{"(whole video)" if frame is None else f"frame {frame}"} has a box already; keep one.'
+      )
     boxes[(row['video'], frame)] = box
   return boxes
 
@@ -312,8 +335,9 @@ def stored_size(width: int, height: int, short_side: int) -> tuple[int, int]:
   return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def frame_box(options: FolderOptions, boxes, video: str, frame: int, width: int, height: int,
-              scale: np.ndarray) -> np.ndarray:
+def frame_box(
+  options: FolderOptions, boxes, video: str, frame: int, width: int, height: int, scale: np.ndarray
+) -> np.ndarray:
   """The crop of one frame in stored pixels: the whole frame, its centre square, or the CSV's box.
 
   `scale` is (x, y) stored pixels per original pixel; the CSV's boxes are in original pixels.
@@ -326,14 +350,18 @@ def frame_box(options: FolderOptions, boxes, video: str, frame: int, width: int,
     return np.array([x0, y0, x0 + side, y0 + side], np.float32)
   box = boxes.get((video, frame), boxes.get((video, None)))
   if box is None:
-    raise VideoFolderError(f'{options.crop} gives no box for video {video!r} frame {frame}; add a row for it, or '
-                           'one with an empty frame for the whole video.')
+    raise VideoFolderError(
+      f'{options.crop} gives no box for video {video!r} frame {frame}; add a row for it, or '
+      'one with an empty frame for the whole video.'
+    )
   scale = np.tile(np.asarray(scale, np.float64), 2)
   box = box * scale
   if box[0] < -0.5 or box[1] < -0.5 or box[2] > width + 0.5 or box[3] > height + 0.5:
-    raise VideoFolderError(f'{options.crop}: the box of video {video!r} frame {frame} ({(box / scale).tolist()} '
-                           f'in original pixels) reaches outside the frame of {width / scale[0]:g} x '
-                           f'{height / scale[1]:g}; clip it to the frame.')
+    raise VideoFolderError(
+      f'{options.crop}: the box of video {video!r} frame {frame} ({(box / scale).tolist()} '
+      f'in original pixels) reaches outside the frame of {width / scale[0]:g} x '
+      f'{height / scale[1]:g}; clip it to the frame.'
+    )
   return np.clip(box, 0, [width, height, width, height]).astype(np.float32)
 
 
@@ -361,6 +389,7 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     from landmarks_jax.data_pipelines import frame_dataset  # pylint: disable=g-import-not-at-top
+
     features = frame_dataset.frame_features('jpeg', None)
     return frame_dataset.frame_dataset_info(self, features, (), description=__doc__.split('\n')[0])
 
@@ -386,17 +415,21 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     empty = [split for split in SPLITS if split not in split_of.values()]
     if empty:
       raise VideoFolderError(
-          f'{folder} gives no video to the {" and ".join(empty)} split{"s" if len(empty) > 1 else ""} '
-          f'({len(usable)} usable videos): splits are by '
-          'whole videos, so they need at least one video each. Add videos (or cut a long one into parts), or '
-          'list the split of each in --config.video_split_file.')
+        f'{folder} gives no video to the {" and ".join(empty)} split{"s" if len(empty) > 1 else ""} '
+        f'({len(usable)} usable videos): splits are by '
+        'whole videos, so they need at least one video each. Add videos (or cut a long one into parts), or '
+        'list the split of each in --config.video_split_file.'
+      )
     train_videos = {name for name, split in split_of.items() if split == 'train'}
-    unannotated = [k for k in keypoint_names if not any(k in found for (video, _), found in points.items()
-                                                        if video in train_videos)]
+    unannotated = [
+      k for k in keypoint_names if not any(k in found for (video, _), found in points.items() if video in train_videos)
+    ]
     if unannotated:
-      raise VideoFolderError(f'{options.keypoints}: keypoints {unannotated} are annotated on no training frame '
-                             '(the map to them is fitted on training frames); annotate some, choose the split '
-                             'with --config.video_split_file, or leave them out.')
+      raise VideoFolderError(
+        f'{options.keypoints}: keypoints {unannotated} are annotated on no training frame '
+        '(the map to them is fitted on training frames); annotate some, choose the split '
+        'with --config.video_split_file, or leave them out.'
+      )
     self.info.metadata['joint_names'] = list(keypoint_names)
     self.info.metadata['video_names'] = names
     self.info.metadata['skipped'] = skipped
@@ -404,9 +437,12 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     self.info.metadata[CONTENTS_KEY] = folder_contents(folder, items)
     self.info.metadata['videos'] = {}  # filled as each split's records are written
     context = dict(options=options, keypoint_names=keypoint_names, points=points, boxes=boxes)
-    return {split: self._generate_examples(split, [(names.index(item.name), item) for item in usable
-                                                   if split_of[item.name] == split], context)
-            for split in SPLITS}
+    return {
+      split: self._generate_examples(
+        split, [(names.index(item.name), item) for item in usable if split_of[item.name] == split], context
+      )
+      for split in SPLITS
+    }
 
   def _generate_examples(self, split, videos, context):
     """A split's records, video after video, streamed from the decoder; its video table goes to the metadata."""
@@ -425,16 +461,27 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
           if name in points.get((item.name, number), {}):
             joints[k] = np.asarray(points[(item.name, number)][name]) * scale
         box = frame_box(options, context['boxes'], item.name, number, *size, scale)
-        yield key, {'image': _encode(image.resize(size, Image.Resampling.BILINEAR) if size != image.size else image),
-                    'video': video_id, 'frame': number, 'frame_index': key - first, 'joints': joints,
-                    'train_box': box, 'eval_box': box}
+        yield (
+          key,
+          {
+            'image': _encode(image.resize(size, Image.Resampling.BILINEAR) if size != image.size else image),
+            'video': video_id,
+            'frame': number,
+            'frame_index': key - first,
+            'joints': joints,
+            'train_box': box,
+            'eval_box': box,
+          },
+        )
         key += 1
       if not count:
         raise VideoFolderError(f'{item.path} has no frame; remove it.')
       beyond = sorted(frame for video, frame in points if video == item.name and not 0 <= frame < count)
       if beyond:
-        raise VideoFolderError(f'{options.keypoints} names frame {beyond[0]} of video {item.name!r}, which has '
-                               f'frames 0 to {count - 1}; correct the CSV.')
+        raise VideoFolderError(
+          f'{options.keypoints} names frame {beyond[0]} of video {item.name!r}, which has '
+          f'frames 0 to {count - 1}; correct the CSV.'
+        )
       table.append([video_id, first, key - first])
     self.info.metadata['videos'][split] = table
 
@@ -482,8 +529,11 @@ def folder_contents(folder: str, items: Sequence[Item]) -> dict[str, str]:
 
 def contents_changes(before: dict[str, str], now: dict[str, str]) -> str:
   """'added a; removed b; modified c' between two folder_contents (empty when they match)."""
-  changes = (('added', sorted(set(now) - set(before))), ('removed', sorted(set(before) - set(now))),
-             ('modified', sorted(k for k in set(now) & set(before) if now[k] != before[k])))
+  changes = (
+    ('added', sorted(set(now) - set(before))),
+    ('removed', sorted(set(before) - set(now))),
+    ('modified', sorted(k for k in set(now) & set(before) if now[k] != before[k])),
+  )
   return '; '.join(f'{what} {", ".join(names)}' for what, names in changes if names)
 
 
@@ -513,17 +563,22 @@ def prepare(folder: str, data_dir: str | None, options: FolderOptions) -> VideoF
     wanted = recorded_options(folder, options)
     if built != wanted:
       before, now = json.loads(built or '{}'), json.loads(wanted)
-      changed = ', '.join(f'{k}: built {before.get(k)!r}, asked {now[k]!r}' for k in sorted(now)
-                          if before.get(k) != now[k])
-      raise VideoFolderError(f'The video_folder build in {builder.data_path} was made from other options ({changed}). '
-                             f'Pass another --config.data_dir for this one, or delete {builder.data_path} to '
-                             'rebuild.')
+      changed = ', '.join(
+        f'{k}: built {before.get(k)!r}, asked {now[k]!r}' for k in sorted(now) if before.get(k) != now[k]
+      )
+      raise VideoFolderError(
+        f'The video_folder build in {builder.data_path} was made from other options ({changed}). '
+        f'Pass another --config.data_dir for this one, or delete {builder.data_path} to '
+        'rebuild.'
+      )
     if os.path.isdir(folder):
       changes = contents_changes(metadata.get(CONTENTS_KEY, {}), folder_contents(folder, scan(folder)))
       if changes:
-        raise VideoFolderError(f'{folder} changed since it was built into {builder.data_path} ({changes}): '
-                               f'delete {builder.data_path} to build it again from the folder as it is now, or '
-                               'put the files back as they were.')
+        raise VideoFolderError(
+          f'{folder} changed since it was built into {builder.data_path} ({changes}): '
+          f'delete {builder.data_path} to build it again from the folder as it is now, or '
+          'put the files back as they were.'
+        )
     return builder
   scan(folder)  # a missing or empty folder fails before TFDS creates anything
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=folder))

@@ -7,8 +7,7 @@ correct when its Euclidean error there is at most the threshold (an error of exa
 
 import numpy as np
 
-BBC_JOINT_NAMES = ('head', 'right wrist', 'left wrist', 'right elbow', 'left elbow', 'right shoulder',
-                   'left shoulder')
+BBC_JOINT_NAMES = ('head', 'right wrist', 'left wrist', 'right elbow', 'left elbow', 'right shoulder', 'left shoulder')
 
 
 def to_toolkit_scale(coords_px):
@@ -31,8 +30,8 @@ def bbc_correct(pred_px, gt_px, threshold=6.0):
   gt_px = np.asarray(gt_px)
   if pred_px.shape != gt_px.shape or pred_px.ndim != 3 or pred_px.shape[-1] != 2:
     raise ValueError(
-        f'pred_px and gt_px must both be (N, J, 2) with the same shape; '
-        f'got {pred_px.shape} and {gt_px.shape}.')
+      f'pred_px and gt_px must both be (N, J, 2) with the same shape; got {pred_px.shape} and {gt_px.shape}.'
+    )
   error = np.linalg.norm(to_toolkit_scale(pred_px) - to_toolkit_scale(gt_px), axis=-1)
   return error <= threshold
 
@@ -56,6 +55,6 @@ def bbc_accuracy(pred_px, gt_px, threshold=6.0, joint_names=BBC_JOINT_NAMES):
     raise ValueError(f'Got {len(joint_names)} joint names for {correct.shape[1]} joints.')
   per_joint = correct.mean(axis=0)
   return {
-      'mean': float(correct.mean()),
-      'per_joint': {name: float(value) for name, value in zip(joint_names, per_joint)},
+    'mean': float(correct.mean()),
+    'per_joint': {name: float(value) for name, value in zip(joint_names, per_joint)},
   }

@@ -14,14 +14,13 @@ def _box_origin_and_size(boxes, num_examples):
   boxes = np.asarray(boxes, dtype=np.float64)
   if boxes.shape != (num_examples, 4):
     raise ValueError(
-        f'boxes must be a ({num_examples}, 4) array of (x_min, y_min, x_max, y_max); '
-        f'got shape {boxes.shape}.')
+      f'boxes must be a ({num_examples}, 4) array of (x_min, y_min, x_max, y_max); got shape {boxes.shape}.'
+    )
   origin = boxes[:, None, 0:2]
   size = boxes[:, None, 2:4] - origin
   if not np.all(size > 0):
     bad = np.flatnonzero(np.any(size[:, 0] <= 0, axis=-1))
-    raise ValueError(
-        f'boxes need x_max > x_min and y_max > y_min; examples {bad[:10].tolist()} have an empty box.')
+    raise ValueError(f'boxes need x_max > x_min and y_max > y_min; examples {bad[:10].tolist()} have an empty box.')
   return origin, size
 
 

@@ -31,25 +31,25 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from landmarks_jax import checkpoints
-from landmarks_jax import datasets
-from landmarks_jax import device_layout
-from landmarks_jax import files
-from landmarks_jax import frames
-from landmarks_jax import input_pipeline
-from landmarks_jax import pixels
-from landmarks_jax import train_state
-from landmarks_jax import reconstruction_passes
-from landmarks_jax import vgg_weights
+from landmarks_jax import pictures
+from landmarks_jax import user_errors
+from landmarks_jax.data import datasets
+from landmarks_jax.data import files
+from landmarks_jax.data import frames
+from landmarks_jax.data import input_pipeline
+from landmarks_jax.data import pixels
 from landmarks_jax.evaluation import bbc_metric
 from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import mat_files
 from landmarks_jax.evaluation import mocap_metrics
-from landmarks_jax import pictures
 from landmarks_jax.evaluation import regression
 from landmarks_jax.model.landmark_model import MODEL_FIELDS
 from landmarks_jax.model.landmark_model import model_from_config
-from landmarks_jax import user_errors
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import device_layout
+from landmarks_jax.training import train_state
+from landmarks_jax.training import validation_passes
+from landmarks_jax.weights import vgg_weights
 
 EVAL_DIR = 'eval'
 METRICS_FILE = 'metrics.json'
@@ -63,16 +63,23 @@ MASK_THRESHOLD = 0.5
 # its numbers are the original's.
 FEATURE_DTYPES = {'bbc_pose': np.float16}
 # BBC Pose annotates the upper body only; its bones by joint name.
-BBC_BONES = (('right_wrist', 'right_elbow'), ('right_elbow', 'right_shoulder'),
-             ('right_shoulder', 'left_shoulder'), ('left_shoulder', 'left_elbow'), ('left_elbow', 'left_wrist'))
+BBC_BONES = (
+  ('right_wrist', 'right_elbow'),
+  ('right_elbow', 'right_shoulder'),
+  ('right_shoulder', 'left_shoulder'),
+  ('left_shoulder', 'left_elbow'),
+  ('left_elbow', 'left_wrist'),
+)
 GRID_FRAMES = 16
 GRID_COLUMNS = 4
 GIF_MAX_FRAMES = 100
 PICTURE_SIDE = 256  # Frames are enlarged (by a whole factor) to about this many pixels for the pictures.
 
 
-_PASS_THE_RUNS_CONFIG = ("Pass the configuration the run was trained with: leave --config out to use the workdir's "
-                         "config.json (unless it was edited), or pass that run's config file and options.")
+_PASS_THE_RUNS_CONFIG = (
+  "Pass the configuration the run was trained with: leave --config out to use the workdir's "
+  "config.json (unless it was edited), or pass that run's config file and options."
+)
 
 
 class CheckpointError(user_errors.UserError, ValueError):
@@ -87,8 +94,9 @@ class VariablesMismatch(user_errors.UserError, ValueError):
 # Checkpoint.
 
 
-def load_variables(workdir: str, step: int | None = None,
-                   config: ml_collections.ConfigDict | None = None) -> tuple[dict, int]:
+def load_variables(
+  workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None
+) -> tuple[dict, int]:
   """The generator variables {'params', 'spectral'} (numpy) saved at `step` (default: the latest), and the step.
 
   With `config`, the model options the checkpoint records are checked against config's first, so that a
@@ -107,8 +115,10 @@ def load_variables(workdir: str, step: int | None = None,
   finally:
     store.close()
   if 'generator' not in state:
-    raise CheckpointError(f'The checkpoint in {store.directory} holds no generator variables (it has '
-                          f'{sorted(state)}); it is not a landmarks_jax training state.')
+    raise CheckpointError(
+      f'The checkpoint in {store.directory} holds no generator variables (it has '
+      f'{sorted(state)}); it is not a landmarks_jax training state.'
+    )
   if config is not None:
     check_variables(config, state['generator'])
   return state['generator'], step
@@ -119,9 +129,10 @@ def check_variables(config: ml_collections.ConfigDict, variables: Mapping[str, A
   problems = checkpoints.shape_differences(variables, train_state.variable_shapes(config)[0])
   if problems:
     raise VariablesMismatch(
-        f'The checkpoint does not fit the model of this configuration (n_landmarks={config.n_landmarks}, '
-        f'use_fg_bg_mask={config.use_fg_bg_mask}, ...):\n{checkpoints.shown_lines(problems)}\n'
-        f'{_PASS_THE_RUNS_CONFIG}')
+      f'The checkpoint does not fit the model of this configuration (n_landmarks={config.n_landmarks}, '
+      f'use_fg_bg_mask={config.use_fg_bg_mask}, ...):\n{checkpoints.shown_lines(problems)}\n'
+      f'{_PASS_THE_RUNS_CONFIG}'
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -162,13 +173,26 @@ def _gather(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 # Batch fields kept in the dump, under their dump names.
-_BATCH_FIELDS = {'joints': 'joints', 'box': 'boxes', 'video': 'video', 'frame': 'frame', 'index': 'index',
-                 'valid': 'valid'}
+_BATCH_FIELDS = {
+  'joints': 'joints',
+  'box': 'boxes',
+  'video': 'video',
+  'frame': 'frame',
+  'index': 'index',
+  'valid': 'valid',
+}
 
 
-def dump_landmarks(config: ml_collections.ConfigDict, encode_fn, variables: Any,
-                   source: Sequence[Mapping[str, Any]], *, batch_size: int | None = None, keep_masks: bool = True,
-                   description: str = 'landmarks') -> dict[str, np.ndarray]:
+def dump_landmarks(
+  config: ml_collections.ConfigDict,
+  encode_fn,
+  variables: Any,
+  source: Sequence[Mapping[str, Any]],
+  *,
+  batch_size: int | None = None,
+  keep_masks: bool = True,
+  description: str = 'landmarks',
+) -> dict[str, np.ndarray]:
   """The model's landmarks on every record of a split, in record order. Run it on every process.
 
   Args:
@@ -239,8 +263,9 @@ def mask_box_features(dump: Mapping[str, np.ndarray]) -> np.ndarray | None:
   return None
 
 
-def bounding_box_predictions(dumps: Mapping[str, Mapping[str, np.ndarray]], train_targets: np.ndarray,
-                             splits: Sequence[str]) -> dict[str, np.ndarray] | None:
+def bounding_box_predictions(
+  dumps: Mapping[str, Mapping[str, np.ndarray]], train_targets: np.ndarray, splits: Sequence[str]
+) -> dict[str, np.ndarray] | None:
   """{split: (N, J, 2) pixel joints} regressed from each frame's true-mask bounding box, or None without masks.
 
   The map is fitted on the training split as the landmarks' is (least squares, no intercept, the same
@@ -251,8 +276,10 @@ def bounding_box_predictions(dumps: Mapping[str, Mapping[str, np.ndarray]], trai
   if any(value is None for value in features.values()):
     return None
   weights = regression.fit_linear_map(features[FIT_SPLIT], train_targets)
-  return {split: boxes_lib.box_units_to_pixels(regression.apply_linear_map(features[split], weights),
-                                               dumps[split]['boxes']) for split in splits}
+  return {
+    split: boxes_lib.box_units_to_pixels(regression.apply_linear_map(features[split], weights), dumps[split]['boxes'])
+    for split in splits
+  }
 
 
 def bbc_scores(pred_px: np.ndarray, gt_px: np.ndarray, joint_names: Sequence[str]) -> dict:
@@ -265,12 +292,21 @@ def joint_scores(pred_px: np.ndarray, gt_px: np.ndarray, boxes: np.ndarray, join
   """PCK at the default fractions of the crop side and the mean pixel error, overall and per joint."""
   pck = mocap_metrics.pck(pred_px, gt_px, boxes)
   error = mocap_metrics.mean_pixel_error(pred_px, gt_px, list(joint_names))
-  return {'pck': {f'{fraction:g}': value for fraction, value in pck.items()},
-          'mean_pixel_error': error['mean'], 'per_joint_pixel_error': error['per_joint']}
+  return {
+    'pck': {f'{fraction:g}': value for fraction, value in pck.items()},
+    'mean_pixel_error': error['mean'],
+    'per_joint_pixel_error': error['per_joint'],
+  }
 
 
-def score_split(config: ml_collections.ConfigDict, dump: Mapping[str, np.ndarray], pred_px: np.ndarray,
-                train_targets: np.ndarray, joint_names: Sequence[str], box_px: np.ndarray | None = None) -> dict:
+def score_split(
+  config: ml_collections.ConfigDict,
+  dump: Mapping[str, np.ndarray],
+  pred_px: np.ndarray,
+  train_targets: np.ndarray,
+  joint_names: Sequence[str],
+  box_px: np.ndarray | None = None,
+) -> dict:
   """A split's scores with the floor of each under 'baseline': the mean training pose, all-foreground masks.
 
   With `box_px` (the joints regressed from the true masks' bounding boxes), their joint scores and error ratio
@@ -298,12 +334,18 @@ def check_annotated(joints: np.ndarray, joint_names: Sequence[str]) -> None:
   """Every joint needs an annotation on some training frame for the map to be fitted."""
   unannotated = [name for j, name in enumerate(joint_names) if np.isnan(joints[:, j]).any(axis=-1).all()]
   if unannotated:
-    raise ValueError(f'Keypoints {unannotated} are annotated on no training frame, so no map to them can be '
-                     'fitted; annotate them on some training frames or leave them out of the keypoint CSV.')
+    raise ValueError(
+      f'Keypoints {unannotated} are annotated on no training frame, so no map to them can be '
+      'fitted; annotate them on some training frames or leave them out of the keypoint CSV.'
+    )
 
 
-def score(config: ml_collections.ConfigDict, dumps: Mapping[str, Mapping[str, np.ndarray]],
-          joint_names: Sequence[str], splits: Sequence[str] = EVAL_SPLITS) -> tuple[dict, dict, np.ndarray]:
+def score(
+  config: ml_collections.ConfigDict,
+  dumps: Mapping[str, Mapping[str, np.ndarray]],
+  joint_names: Sequence[str],
+  splits: Sequence[str] = EVAL_SPLITS,
+) -> tuple[dict, dict, np.ndarray]:
   """Fits the joint map on dumps['train'] and scores each of `splits`.
 
   Returns:
@@ -315,53 +357,72 @@ def score(config: ml_collections.ConfigDict, dumps: Mapping[str, Mapping[str, np
   train_targets = boxes_lib.joints_to_box_units(dumps[FIT_SPLIT]['joints'], dumps[FIT_SPLIT]['boxes'])
   predictions = {split: predict_joints(dumps[split], weights, dtype) for split in splits}
   box_predictions = bounding_box_predictions(dumps, train_targets, splits)  # None without true masks (BBC Pose)
-  scores = {split: score_split(config, dumps[split], predictions[split], train_targets, joint_names,
-                               None if box_predictions is None else box_predictions[split])
-            for split in splits}
+  scores = {
+    split: score_split(
+      config,
+      dumps[split],
+      predictions[split],
+      train_targets,
+      joint_names,
+      None if box_predictions is None else box_predictions[split],
+    )
+    for split in splits
+  }
   return scores, predictions, weights
 
 
-def metrics_record(config: ml_collections.ConfigDict, step: int, dumps: Mapping[str, Mapping[str, np.ndarray]],
-                   scores: Mapping[str, dict]) -> dict:
+def metrics_record(
+  config: ml_collections.ConfigDict,
+  step: int,
+  dumps: Mapping[str, Mapping[str, np.ndarray]],
+  scores: Mapping[str, dict],
+) -> dict:
   """The content of metrics.json: what was evaluated, and each split's scores."""
   return {
-      'step': int(step),
-      'dataset': config.dataset,
-      **({'dataset_seed': int(config.get('dataset_seed', 0))} if config.dataset == 'humanoid_mocap' else {}),
-      'n_landmarks': int(next(iter(dumps.values()))['mean_x'].shape[1]),
-      'num_joints': int(next(iter(dumps.values()))['joints'].shape[1]),
-      'num_examples': {split: int(len(dump['index'])) for split, dump in dumps.items()},
-      **scores,
+    'step': int(step),
+    'dataset': config.dataset,
+    **({'dataset_seed': int(config.get('dataset_seed', 0))} if config.dataset == 'humanoid_mocap' else {}),
+    'n_landmarks': int(next(iter(dumps.values()))['mean_x'].shape[1]),
+    'num_joints': int(next(iter(dumps.values()))['joints'].shape[1]),
+    'num_examples': {split: int(len(dump['index'])) for split, dump in dumps.items()},
+    **scores,
   }
 
 
 def summary(metrics: Mapping[str, Any]) -> str:
   """A few lines a person reads: each split's score beside its floors, and the mask IoU beside all-foreground."""
-  lines = [f"Landmarks at step {metrics['step']} ({metrics['dataset']}, {metrics['n_landmarks']} landmarks), "
-           'linearly regressed to the joints:']
+  lines = [
+    f'Landmarks at step {metrics["step"]} ({metrics["dataset"]}, {metrics["n_landmarks"]} landmarks), '
+    'linearly regressed to the joints:'
+  ]
   if any('reconstruction_loss' in (metrics.get(split) or {}) for split in EVAL_SPLITS):
-    lines[0] = (f"Landmarks at step {metrics['step']} ({metrics['dataset']}, {metrics['n_landmarks']} landmarks); "
-                'no keypoints to regress, so the reconstruction loss:')
+    lines[0] = (
+      f'Landmarks at step {metrics["step"]} ({metrics["dataset"]}, {metrics["n_landmarks"]} landmarks); '
+      'no keypoints to regress, so the reconstruction loss:'
+    )
   for split in EVAL_SPLITS:
     scores = metrics.get(split)
     if not scores:
       continue
     if 'reconstruction_loss' in scores:
-      lines.append(f"  {split}: {scores['reconstruction_loss']:.5f}")
+      lines.append(f'  {split}: {scores["reconstruction_loss"]:.5f}')
       continue
     floor = scores['baseline']
     if 'accuracy' in scores:
-      lines.append(f"  {split}: {scores['accuracy']:.1%} of joints within 6 px "
-                   f"(mean training pose: {floor['accuracy']:.1%})")
+      lines.append(
+        f'  {split}: {scores["accuracy"]:.1%} of joints within 6 px (mean training pose: {floor["accuracy"]:.1%})'
+      )
       continue
     box = scores.get('bounding_box')
-    line = (f"  {split}: mean joint error {scores['mean_pixel_error']:.2f} px, {scores['error_ratio']:.2f} x the "
-            f"mean training pose's {floor['mean_pixel_error']:.2f} px"
-            + (f" (bounding box: {box['error_ratio']:.2f} x)" if box else '')
-            + f"; PCK@0.1 {scores['pck']['0.1']:.1%} (mean pose: {floor['pck']['0.1']:.1%}"
-            + (f", bounding box: {box['pck']['0.1']:.1%})" if box else ')'))
+    line = (
+      f'  {split}: mean joint error {scores["mean_pixel_error"]:.2f} px, {scores["error_ratio"]:.2f} x the '
+      f"mean training pose's {floor['mean_pixel_error']:.2f} px"
+      + (f' (bounding box: {box["error_ratio"]:.2f} x)' if box else '')
+      + f'; PCK@0.1 {scores["pck"]["0.1"]:.1%} (mean pose: {floor["pck"]["0.1"]:.1%}'
+      + (f', bounding box: {box["pck"]["0.1"]:.1%})' if box else ')')
+    )
     if 'mask_iou' in scores:
-      line += f"; foreground IoU {scores['mask_iou']:.3f} (all-foreground: {floor['mask_iou']:.3f})"
+      line += f'; foreground IoU {scores["mask_iou"]:.3f} (all-foreground: {floor["mask_iou"]:.3f})'
     lines.append(line)
   return '\n'.join(lines)
 
@@ -376,7 +437,7 @@ def history_file(metrics: Mapping[str, Any]) -> str:
   Scores on the subjects of another dataset seed keep their own name: they are not points of the run's curve.
   """
   seed = int(metrics.get('dataset_seed', 0))
-  return f"step_{int(metrics['step'])}" + (f'_dataset_seed_{seed}' if seed else '') + '.json'
+  return f'step_{int(metrics["step"])}' + (f'_dataset_seed_{seed}' if seed else '') + '.json'
 
 
 def write_metrics(eval_dir: str, metrics: Mapping[str, Any]) -> str:
@@ -400,31 +461,57 @@ def write_bbc_predictions(eval_dir: str, predictions: Mapping[str, np.ndarray]) 
       mat_files.write_predictions(os.path.join(eval_dir, name), predictions[split])
 
 
-def write_joint_map(eval_dir: str, weights: np.ndarray, joint_names: Sequence[str], dtype: type,
-                    bones: Sequence[tuple[int, int]] | None, step: int) -> str:
+def write_joint_map(
+  eval_dir: str,
+  weights: np.ndarray,
+  joint_names: Sequence[str],
+  dtype: type,
+  bones: Sequence[tuple[int, int]] | None,
+  step: int,
+) -> str:
   """joint_map.npz: the fitted map, the feature precision, the joint names and bones; returns its path."""
   os.makedirs(eval_dir, exist_ok=True)
   path = os.path.join(eval_dir, JOINT_MAP_FILE)
-  return files.write_atomically(path, lambda f: np.savez(
-      f, weights=weights, joint_names=np.asarray(list(joint_names), dtype=str),
-      feature_dtype=np.dtype(dtype).name, bones=np.asarray(bones or [], np.int32).reshape(-1, 2), step=step))
+  return files.write_atomically(
+    path,
+    lambda f: np.savez(
+      f,
+      weights=weights,
+      joint_names=np.asarray(list(joint_names), dtype=str),
+      feature_dtype=np.dtype(dtype).name,
+      bones=np.asarray(bones or [], np.int32).reshape(-1, 2),
+      step=step,
+    ),
+  )
 
 
 def read_joint_map(workdir: str) -> dict[str, Any]:
   """The map `evaluate` fitted for a workdir: {'weights', 'joint_names', 'feature_dtype', 'bones', 'step'}."""
   path = os.path.join(workdir, EVAL_DIR, JOINT_MAP_FILE)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path} does not exist: the run has no fitted keypoint map. Run python -m '
-                            f'landmarks_jax.evaluate --workdir={workdir} on a dataset with keypoints first.')
+    raise FileNotFoundError(
+      f'{path} does not exist: the run has no fitted keypoint map. Run python -m '
+      f'landmarks_jax.evaluate --workdir={workdir} on a dataset with keypoints first.'
+    )
   with np.load(path) as saved:
-    return {'weights': saved['weights'], 'joint_names': [str(n) for n in saved['joint_names']],
-            'feature_dtype': np.dtype(str(saved['feature_dtype'])).type,
-            'bones': [tuple(int(v) for v in b) for b in saved['bones']], 'step': int(saved['step'])}
+    return {
+      'weights': saved['weights'],
+      'joint_names': [str(n) for n in saved['joint_names']],
+      'feature_dtype': np.dtype(str(saved['feature_dtype'])).type,
+      'bones': [tuple(int(v) for v in b) for b in saved['bones']],
+      'step': int(saved['step']),
+    }
 
 
-def evaluate_dumps(config: ml_collections.ConfigDict, dumps: Mapping[str, Mapping[str, np.ndarray]], workdir: str,
-                   step: int, joint_names: Sequence[str], splits: Sequence[str] = EVAL_SPLITS,
-                   bones: Sequence[tuple[int, int]] | None = None) -> tuple[dict, dict]:
+def evaluate_dumps(
+  config: ml_collections.ConfigDict,
+  dumps: Mapping[str, Mapping[str, np.ndarray]],
+  workdir: str,
+  step: int,
+  joint_names: Sequence[str],
+  splits: Sequence[str] = EVAL_SPLITS,
+  bones: Sequence[tuple[int, int]] | None = None,
+) -> tuple[dict, dict]:
   """Regresses, scores and (on process 0) writes metrics.json, the joint map and BBC's .mat files.
 
   Returns:
@@ -441,17 +528,22 @@ def evaluate_dumps(config: ml_collections.ConfigDict, dumps: Mapping[str, Mappin
   return metrics, predictions
 
 
-def reconstruction_losses(config: ml_collections.ConfigDict, replicated_variables: Any,
-                          opened: Mapping[str, tuple[Any, Any]], splits: Sequence[str]) -> dict:
+def reconstruction_losses(
+  config: ml_collections.ConfigDict,
+  replicated_variables: Any,
+  opened: Mapping[str, tuple[Any, Any]],
+  splits: Sequence[str],
+) -> dict:
   """{split: {'reconstruction_loss'}}: the validation loss on every frame of each split (no keypoints needed)."""
-  p_loss = reconstruction_passes.make_p_validation_loss(config)
+  p_loss = validation_passes.make_p_validation_loss(config)
   vgg = device_layout.replicate(vgg_weights.vgg_params(config)) if config.use_vgg else None
   losses = {}
   for split in splits:
     source, videos = opened[split]
-    with input_pipeline.validation_batches(config, source, videos, val_frac=1.0,
-                                            **device_layout.host_layout()) as batches:
-      loss = reconstruction_passes.run_validation(p_loss, replicated_variables, vgg, batches, None, 0)
+    with input_pipeline.validation_batches(
+      config, source, videos, val_frac=1.0, **device_layout.host_layout()
+    ) as batches:
+      loss = validation_passes.run_validation(p_loss, replicated_variables, vgg, batches, None, 0)
       losses[split] = {'reconstruction_loss': loss}
   return losses
 
@@ -470,12 +562,16 @@ def skeleton(metadata: Mapping[str, Any]) -> list[tuple[int, int]] | None:
   return None
 
 
-def _crops(config: ml_collections.ConfigDict, source: Sequence[Mapping[str, Any]],
-           records: np.ndarray) -> np.ndarray:
+def _crops(config: ml_collections.ConfigDict, source: Sequence[Mapping[str, Any]], records: np.ndarray) -> np.ndarray:
   """(n, S, S, 3) eval crops in [-1, 1] of the given records, as the model saw them."""
-  return frames.signed_float(np.stack([
-      frames.eval_example(source, int(r), config.img_size, False, reduced=config.reduced_decode)['image']
-      for r in records]))
+  return frames.signed_float(
+    np.stack(
+      [
+        frames.eval_example(source, int(r), config.img_size, False, reduced=config.reduced_decode)['image']
+        for r in records
+      ]
+    )
+  )
 
 
 def _enlarge(images: np.ndarray, scale: int) -> np.ndarray:
@@ -483,9 +579,15 @@ def _enlarge(images: np.ndarray, scale: int) -> np.ndarray:
   return np.repeat(np.repeat(images, scale, axis=1), scale, axis=2)
 
 
-def draw_pictures(config: ml_collections.ConfigDict, eval_dir: str, source: Sequence[Mapping[str, Any]],
-                  dump: Mapping[str, np.ndarray], pred_px: np.ndarray, bones: Sequence[tuple[int, int]] | None,
-                  split: str = 'test') -> list[str]:
+def draw_pictures(
+  config: ml_collections.ConfigDict,
+  eval_dir: str,
+  source: Sequence[Mapping[str, Any]],
+  dump: Mapping[str, np.ndarray],
+  pred_px: np.ndarray,
+  bones: Sequence[tuple[int, int]] | None,
+  split: str = 'test',
+) -> list[str]:
   """Writes pictures of a split; returns their paths.
 
   landmarks_<split>.png: frames spread over the split with regressed joints (and bones) and the numbered raw
@@ -498,17 +600,26 @@ def draw_pictures(config: ml_collections.ConfigDict, eval_dir: str, source: Sequ
   images = _crops(config, source, dump['index'][rows])
   paths = [os.path.join(eval_dir, f'landmarks_{split}.png')]
   joints = (lambda selected: None) if pred_px is None else (lambda selected: pred_px[selected])
-  pictures.landmark_grid(images, landmarks[rows], joints(rows), dump['boxes'][rows], bones, GRID_COLUMNS, scale,
-                         path=paths[-1])
+  pictures.landmark_grid(
+    images, landmarks[rows], joints(rows), dump['boxes'][rows], bones, GRID_COLUMNS, scale, path=paths[-1]
+  )
   if 'pred_mask' in dump:
     paths.append(os.path.join(eval_dir, f'masks_{split}.png'))
     gt_masks = _enlarge(dump['gt_mask'][rows], scale) if 'gt_mask' in dump else None
-    pictures.mask_grid(_enlarge(images, scale), _enlarge(dump['pred_mask'][rows], scale), gt_masks, GRID_COLUMNS,
-                       path=paths[-1])
+    pictures.mask_grid(
+      _enlarge(images, scale), _enlarge(dump['pred_mask'][rows], scale), gt_masks, GRID_COLUMNS, path=paths[-1]
+    )
   video = np.flatnonzero(dump['video'] == dump['video'][0])[:GIF_MAX_FRAMES]
   paths.append(os.path.join(eval_dir, f'video_{split}.gif'))
-  pictures.landmark_gif(paths[-1], _crops(config, source, dump['index'][video]), landmarks[video], joints(video),
-                        dump['boxes'][video], bones, scale)
+  pictures.landmark_gif(
+    paths[-1],
+    _crops(config, source, dump['index'][video]),
+    landmarks[video],
+    joints(video),
+    dump['boxes'][video],
+    bones,
+    scale,
+  )
   return paths
 
 
@@ -516,8 +627,15 @@ def draw_pictures(config: ml_collections.ConfigDict, eval_dir: str, source: Sequ
 # The whole evaluation.
 
 
-def evaluate_landmarks(config: ml_collections.ConfigDict, variables: Any, workdir: str, step: int, *,
-             splits: Sequence[str] = EVAL_SPLITS, builder: Any = None) -> dict:
+def evaluate_landmarks(
+  config: ml_collections.ConfigDict,
+  variables: Any,
+  workdir: str,
+  step: int,
+  *,
+  splits: Sequence[str] = EVAL_SPLITS,
+  builder: Any = None,
+) -> dict:
   """Evaluates the landmarks of `variables` and writes `<workdir>/eval/`; returns the metrics.
 
   Run it on every process (the dump is shared between them); process 0 writes the files.
@@ -541,8 +659,12 @@ def evaluate_landmarks(config: ml_collections.ConfigDict, variables: Any, workdi
   joint_names = list(metadata.get('joint_names', ()))
   if not joint_names:  # nothing to regress: the landmarks of the pictured split, and the reconstruction loss
     opened = {split: opened[split] for split in splits}
-  dumps = {split: dump_landmarks(config, encode_fn, replicated, source, keep_masks=split != FIT_SPLIT,
-                                 description=f'landmarks {split}') for split, (source, _) in opened.items()}
+  dumps = {
+    split: dump_landmarks(
+      config, encode_fn, replicated, source, keep_masks=split != FIT_SPLIT, description=f'landmarks {split}'
+    )
+    for split, (source, _) in opened.items()
+  }
   if joint_names:
     metrics, predictions = evaluate_dumps(config, dumps, workdir, step, joint_names, splits, skeleton(metadata))
   else:
@@ -552,6 +674,13 @@ def evaluate_landmarks(config: ml_collections.ConfigDict, variables: Any, workdi
       write_metrics(os.path.join(workdir, EVAL_DIR), metrics)
   picture_split = 'test' if 'test' in splits else splits[-1]
   if jax.process_index() == 0:
-    draw_pictures(config, os.path.join(workdir, EVAL_DIR), opened[picture_split][0], dumps[picture_split],
-                  predictions[picture_split], skeleton(metadata), picture_split)
+    draw_pictures(
+      config,
+      os.path.join(workdir, EVAL_DIR),
+      opened[picture_split][0],
+      dumps[picture_split],
+      predictions[picture_split],
+      skeleton(metadata),
+      picture_split,
+    )
   return metrics

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import scipy.io
 
-from landmarks_jax import files
+from landmarks_jax.data import files
 
 PREDICTIONS_KEY = 'my_pred'
 
@@ -28,7 +28,8 @@ def write_predictions(path, pred_px):
   if not np.all(np.isfinite(pred_px)):
     raise ValueError(f'pred_px holds NaN or infinite values; refusing to write {path}.')
   files.write_atomically(
-      path, lambda temporary: scipy.io.savemat(temporary, {PREDICTIONS_KEY: pred_px.transpose(2, 1, 0)}))
+    path, lambda temporary: scipy.io.savemat(temporary, {PREDICTIONS_KEY: pred_px.transpose(2, 1, 0)})
+  )
 
 
 def _load_mat(path):
@@ -37,8 +38,7 @@ def _load_mat(path):
   try:
     return scipy.io.loadmat(path)
   except Exception as error:  # scipy raises several types for files that are not .mat.
-    raise ValueError(
-        f'{path} is not a readable MATLAB .mat file ({error}); re-create or re-download it.') from error
+    raise ValueError(f'{path} is not a readable MATLAB .mat file ({error}); re-create or re-download it.') from error
 
 
 def _joints_from_toolkit_layout(array, path, what):
@@ -74,10 +74,11 @@ def read_bbc_results(path):
   if results.dtype.names is None or 'gt' not in results.dtype.names or len(results.dtype.names) < 3:
     raise ValueError(f"'results' in {path} must be a struct with 'gt', frame and video fields.")
   record = results[0, 0]
-  joints = _joints_from_toolkit_layout(record['gt'], path, "results.gt")
+  joints = _joints_from_toolkit_layout(record['gt'], path, 'results.gt')
   frame = np.asarray(record[1]).astype(np.int64).reshape(-1)
   video = np.asarray(record[2]).astype(np.int64).reshape(-1)
   if not frame.shape == video.shape == (joints.shape[0],):
     raise ValueError(
-        f'{path}: {joints.shape[0]} annotated frames but {frame.size} frame and {video.size} video numbers.')
+      f'{path}: {joints.shape[0]} annotated frames but {frame.size} frame and {video.size} video numbers.'
+    )
   return {'joints': joints, 'frame': frame, 'video': video}

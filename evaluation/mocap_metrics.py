@@ -19,8 +19,8 @@ def _check_joint_pair(pred_px, gt_px):
   gt_px = np.asarray(gt_px, dtype=np.float64)
   if pred_px.shape != gt_px.shape or pred_px.ndim != 3 or pred_px.shape[-1] != 2:
     raise ValueError(
-        f'pred_px and gt_px must both be (N, J, 2) with the same shape; '
-        f'got {pred_px.shape} and {gt_px.shape}.')
+      f'pred_px and gt_px must both be (N, J, 2) with the same shape; got {pred_px.shape} and {gt_px.shape}.'
+    )
   if pred_px.shape[0] == 0:
     raise ValueError('Cannot score zero frames; the joint arrays are empty.')
   return pred_px, gt_px
@@ -79,8 +79,9 @@ def mean_pixel_error(pred_px, gt_px, joint_names=None):
     joint_names = [str(j) for j in range(errors.shape[1])]
   if len(joint_names) != errors.shape[1]:
     raise ValueError(f'Got {len(joint_names)} joint names for {errors.shape[1]} joints.')
-  per_joint = [float(errors[annotated[:, j], j].mean()) if annotated[:, j].any() else None
-               for j in range(errors.shape[1])]
+  per_joint = [
+    float(errors[annotated[:, j], j].mean()) if annotated[:, j].any() else None for j in range(errors.shape[1])
+  ]
   return {'mean': float(errors[annotated].mean()), 'per_joint': dict(zip(joint_names, per_joint))}
 
 

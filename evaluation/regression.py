@@ -24,8 +24,7 @@ def landmark_features(mu_x, mu_y, dtype=np.float32):
   mu_x = np.asarray(mu_x)
   mu_y = np.asarray(mu_y)
   if mu_x.ndim != 2 or mu_x.shape != mu_y.shape:
-    raise ValueError(
-        f'mu_x and mu_y must both be (N, K) arrays of the same shape; got {mu_x.shape} and {mu_y.shape}.')
+    raise ValueError(f'mu_x and mu_y must both be (N, K) arrays of the same shape; got {mu_x.shape} and {mu_y.shape}.')
   return np.concatenate([mu_x, mu_y], axis=1).astype(dtype)
 
 
@@ -55,12 +54,14 @@ def fit_linear_map(features, targets):
   features = _check_finite_matrix('features', features)
   targets = np.asarray(targets, dtype=np.float64)
   if targets.ndim != 2 or np.any(np.isinf(targets)):
-    raise ValueError(f'targets must be a 2-D (examples, values) array without infinite values; got shape '
-                     f'{targets.shape}.')
+    raise ValueError(
+      f'targets must be a 2-D (examples, values) array without infinite values; got shape {targets.shape}.'
+    )
   if features.shape[0] != targets.shape[0]:
     raise ValueError(
-        f'features and targets must have the same number of rows (examples); '
-        f'got {features.shape[0]} and {targets.shape[0]}.')
+      f'features and targets must have the same number of rows (examples); '
+      f'got {features.shape[0]} and {targets.shape[0]}.'
+    )
   if features.shape[0] == 0:
     raise ValueError('Cannot fit a linear map on zero examples; the training split is empty.')
   annotated = ~np.isnan(targets)
@@ -83,6 +84,5 @@ def apply_linear_map(features, weights):
   features = _check_finite_matrix('features', features)
   weights = np.asarray(weights, dtype=np.float64)
   if weights.ndim != 2 or weights.shape[0] != features.shape[1]:
-    raise ValueError(
-        f'weights must be (F, T) with F = {features.shape[1]} features; got shape {weights.shape}.')
+    raise ValueError(f'weights must be (F, T) with F = {features.shape[1]} features; got shape {weights.shape}.')
   return features @ weights

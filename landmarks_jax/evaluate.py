@@ -17,13 +17,15 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
-from landmarks_jax import checkpoints
-from landmarks_jax import config_checks
-from landmarks_jax import datasets
-from landmarks_jax import distributed
-from landmarks_jax import logs
 from landmarks_jax import user_errors
+from landmarks_jax.cpu import kernels
+from landmarks_jax.cpu import process_settings
+from landmarks_jax.data import datasets
 from landmarks_jax.evaluation import landmark_eval
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
+from landmarks_jax.training import distributed
+from landmarks_jax.training import logs
 
 FLAGS = flags.FLAGS
 
@@ -45,7 +47,7 @@ def define_flags(argv: Sequence[str] | None = None) -> None:
   (--config.dataset_seed=1 --config.data_dir=D evaluates on other subjects).
   """
   argv = sys.argv if argv is None else argv
-  flags.DEFINE_string('workdir', None, 'The training run\'s folder (holding checkpoints/ and config.json).')
+  flags.DEFINE_string('workdir', None, "The training run's folder (holding checkpoints/ and config.json).")
   workdir = _given(argv, 'workdir')
   run_config = None
   if _given(argv, 'config') is None and workdir:
@@ -54,11 +56,16 @@ def define_flags(argv: Sequence[str] | None = None) -> None:
     except (FileNotFoundError, checkpoints.ConfigMismatch):
       pass  # reported by `run`, under the command's error handling
   if run_config is not None:
-    config_flags.DEFINE_config_dict('config', run_config, 'The run\'s configuration (its config.json); change '
-                                    'an option with --config.NAME=VALUE.', lock_config=True)
+    config_flags.DEFINE_config_dict(
+      'config',
+      run_config,
+      "The run's configuration (its config.json); change an option with --config.NAME=VALUE.",
+      lock_config=True,
+    )
   else:
-    config_flags.DEFINE_config_file('config', None, 'Configuration file (default: the workdir\'s config.json).',
-                                    lock_config=True)
+    config_flags.DEFINE_config_file(
+      'config', None, "Configuration file (default: the workdir's config.json).", lock_config=True
+    )
   flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
   flags.mark_flag_as_required('workdir')
   user_errors.define_traceback_flag()
@@ -69,6 +76,7 @@ def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int
   config = config or checkpoints.read_config(workdir)
   distributed.initialize(config)
   config = config_checks.with_device_batch(config, jax.device_count())
+  kernels.select_for(config)
   variables, step = landmark_eval.load_variables(workdir, step, config)
   builder = datasets.prepare_dataset(config)
   return landmark_eval.evaluate_landmarks(config, variables, workdir, step, builder=builder)
@@ -78,6 +86,7 @@ def run(workdir: str, config: ml_collections.ConfigDict | None = None, step: int
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  process_settings.apply()
   logs.quiet_libraries()
   metrics = run(FLAGS.workdir, FLAGS.config, FLAGS.step)
   if jax.process_index() == 0:
@@ -85,6 +94,11 @@ def main(argv: Sequence[str]) -> None:
     print(landmark_eval.summary(metrics))
 
 
-if __name__ == '__main__':
+def command():
+  """The command line: flags, then `main`."""
   define_flags()
   app.run(main)
+
+
+if __name__ == '__main__':
+  command()

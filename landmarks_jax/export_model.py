@@ -17,15 +17,23 @@ from typing import Sequence
 from absl import app
 from absl import flags
 
-from landmarks_jax import checkpoints
-from landmarks_jax import logs
 from landmarks_jax import user_errors
 from landmarks_jax.evaluation import landmark_eval
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import logs
 
 FLAGS = flags.FLAGS
 # Options that name places on the machine that trained the run.
-LOCAL_PATHS = ('data_dir', 'save_path', 'torch_home', 'vgg19_path', 'resume_ckpt', 'resume_ckpt_D',
-               'resume_ckpt_opt_G', 'resume_ckpt_opt_D')
+LOCAL_PATHS = (
+  'data_dir',
+  'save_path',
+  'torch_home',
+  'vgg19_path',
+  'resume_ckpt',
+  'resume_ckpt_D',
+  'resume_ckpt_opt_G',
+  'resume_ckpt_opt_D',
+)
 
 
 class ExportError(user_errors.UserError):
@@ -43,8 +51,11 @@ def export(workdir: str, output: str, step: int | None = None) -> int:
       config[name] = ''
   store = checkpoints.Checkpoints(output, max_to_keep=1)
   try:
-    store.save(step, {'generator': variables},
-               {'exported_from': os.path.abspath(workdir), checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)})
+    store.save(
+      step,
+      {'generator': variables},
+      {'exported_from': os.path.abspath(workdir), checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)},
+    )
   finally:
     store.close()
   checkpoints.write_config(output, config)
@@ -57,7 +68,7 @@ def export(workdir: str, output: str, step: int | None = None) -> int:
 
 def define_flags() -> None:
   """The command's flags; defined when it runs, so that importing this module leaves absl's flags alone."""
-  flags.DEFINE_string('workdir', None, 'The trained run\'s folder.')
+  flags.DEFINE_string('workdir', None, "The trained run's folder.")
   flags.DEFINE_string('output', None, 'A new folder for the exported model.')
   flags.DEFINE_integer('step', None, 'Checkpoint step to export (default: the latest).')
   flags.mark_flags_as_required(['workdir', 'output'])
@@ -73,6 +84,11 @@ def main(argv: Sequence[str]) -> None:
   print(f'Step {step} of {FLAGS.workdir} -> {FLAGS.output}')
 
 
-if __name__ == '__main__':
+def command():
+  """The command line: flags, then `main`."""
   define_flags()
   app.run(main)
+
+
+if __name__ == '__main__':
+  command()

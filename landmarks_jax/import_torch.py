@@ -17,10 +17,10 @@ from absl import logging
 import ml_collections
 from ml_collections import config_flags
 
-from landmarks_jax import checkpoints
-from landmarks_jax import config_checks
-from landmarks_jax import pretrained
-from landmarks_jax import train_state
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
+from landmarks_jax.training import train_state
+from landmarks_jax.weights import pretrained
 
 FLAGS = flags.FLAGS
 
@@ -34,25 +34,36 @@ def define_flags() -> None:
   flags.mark_flags_as_required(['config', 'checkpoint', 'workdir'])
 
 
-def import_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, workdir: str,
-                      discriminator: str | None = None) -> int:
+def import_checkpoint(
+  config: ml_collections.ConfigDict, checkpoint: str, workdir: str, discriminator: str | None = None
+) -> int:
   """Writes `workdir` with the original's weights as its step-0 checkpoint; returns the step written."""
   config_checks.validate_model_config(config)
   if discriminator and not config.use_gan:
-    raise ValueError('A discriminator checkpoint was given but config.use_gan is False; pass '
-                     '--config.use_gan=True to keep it.')
+    raise ValueError(
+      'A discriminator checkpoint was given but config.use_gan is False; pass --config.use_gan=True to keep it.'
+    )
   ckpts = checkpoints.Checkpoints(workdir, writer=True)
   if ckpts.latest_step() is not None:
-    raise FileExistsError(f'{workdir} already holds checkpoints (steps {ckpts.all_steps()}); import into a new '
-                          'workdir so nothing is overwritten.')
+    raise FileExistsError(
+      f'{workdir} already holds checkpoints (steps {ckpts.all_steps()}); import into a new '
+      'workdir so nothing is overwritten.'
+    )
   state = train_state.create_train_state(config)
   state = state.replace(generator=pretrained.generator_variables(checkpoint, config))
   if discriminator:
     state = state.replace(discriminator=pretrained.discriminator_variables(discriminator, config))
   checkpoints.write_or_check_config(workdir, config)
-  ckpts.save(0, state, {'imported_from': os.path.abspath(checkpoint),
-                        'discriminator_from': os.path.abspath(discriminator) if discriminator else None,
-                        'input_position': 0, checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)})
+  ckpts.save(
+    0,
+    state,
+    {
+      'imported_from': os.path.abspath(checkpoint),
+      'discriminator_from': os.path.abspath(discriminator) if discriminator else None,
+      'input_position': 0,
+      checkpoints.OPTIONS_KEY: checkpoints.plain_config(config),
+    },
+  )
   ckpts.close()
   return 0
 
@@ -64,6 +75,11 @@ def main(argv):
   logging.info('Wrote %s: the weights of %s as step 0.', FLAGS.workdir, FLAGS.checkpoint)
 
 
-if __name__ == '__main__':
+def command():
+  """The command line: flags, then `main`."""
   define_flags()
   app.run(main)
+
+
+if __name__ == '__main__':
+  command()

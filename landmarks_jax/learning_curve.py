@@ -38,8 +38,12 @@ BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
 GRID = (225, 225, 225)
 # Series colours: test, validation; and for the second panel's mask IoU, test and validation.
-COLORS = {'test': (31, 119, 180), 'validation': (255, 127, 14), 'test IoU': (44, 160, 44),
-          'validation IoU': (214, 39, 40)}
+COLORS = {
+  'test': (31, 119, 180),
+  'validation': (255, 127, 14),
+  'test IoU': (44, 160, 44),
+  'validation IoU': (214, 39, 40),
+}
 FLOOR_COLOR = (150, 150, 150)  # the mean pose's, dashed
 BOX_COLORS = {'test': (115, 159, 190), 'validation': (227, 163, 107)}  # the bounding box's, dashed
 
@@ -54,8 +58,10 @@ def read_history(folder: str) -> tuple[list[dict], list[str]]:
   A file that is not JSON (one being copied in) is passed over and named, not fatal: the rest is still a curve.
   """
   if not os.path.isdir(folder):
-    raise HistoryError(f'{folder} is not a folder. Evaluations during training (--config.eval_every_steps=N) '
-                       f'keep their metrics in <workdir>/{landmark_eval.EVAL_DIR}/{landmark_eval.HISTORY_DIR}/.')
+    raise HistoryError(
+      f'{folder} is not a folder. Evaluations during training (--config.eval_every_steps=N) '
+      f'keep their metrics in <workdir>/{landmark_eval.EVAL_DIR}/{landmark_eval.HISTORY_DIR}/.'
+    )
   history, unreadable = [], []
   for name in sorted(os.listdir(folder)):
     if not HISTORY_NAME.fullmatch(name):
@@ -71,13 +77,16 @@ def read_history(folder: str) -> tuple[list[dict], list[str]]:
       continue
     history.append(metrics)
   if not history:
-    raise HistoryError(f'{folder} holds no readable step_<N>.json; evaluations during training '
-                       '(--config.eval_every_steps=N) write them.')
+    raise HistoryError(
+      f'{folder} holds no readable step_<N>.json; evaluations during training (--config.eval_every_steps=N) write them.'
+    )
   for metrics in history:
     missing = [split for split in SPLITS if 'error_ratio' not in (metrics.get(split) or {})]
     if missing:
-      raise HistoryError(f"The metrics of step {metrics['step']} in {folder} have no joint errors on {missing} "
-                         '(a dataset scored by accuracy or without keypoints); the curve draws joint errors.')
+      raise HistoryError(
+        f'The metrics of step {metrics["step"]} in {folder} have no joint errors on {missing} '
+        '(a dataset scored by accuracy or without keypoints); the curve draws joint errors.'
+      )
   return sorted(history, key=lambda metrics: int(metrics['step'])), unreadable
 
 
@@ -94,15 +103,23 @@ def table(history: Sequence[Mapping[str, Any]]) -> str:
   """A markdown table of the curve: a row per step, then the floors' rows (from the last step's metrics)."""
   last = history[-1]
   joints = limb_joints(list(last['test']['per_joint_pixel_error']))
-  header = (['step'] + [f'{split} error / mean pose' for split in SPLITS] + [f'{split} PCK@0.1' for split in SPLITS]
-            + [f'{split} mask IoU' for split in SPLITS] + [f"{name.replace('_', ' ')} (test, px)" for name in joints])
+  header = (
+    ['step']
+    + [f'{split} error / mean pose' for split in SPLITS]
+    + [f'{split} PCK@0.1' for split in SPLITS]
+    + [f'{split} mask IoU' for split in SPLITS]
+    + [f'{name.replace("_", " ")} (test, px)' for name in joints]
+  )
 
   def row(label, results):
     """results: {split: joint scores with 'error_ratio' and 'pck', maybe 'mask_iou'}."""
-    return ([label] + [_number(results[split].get('error_ratio'), '.3f') for split in SPLITS]
-            + [_number(results[split]['pck']['0.1'], '.1%') for split in SPLITS]
-            + [_number(results[split].get('mask_iou'), '.3f') for split in SPLITS]
-            + [_number(results['test']['per_joint_pixel_error'].get(name), '.1f') for name in joints])
+    return (
+      [label]
+      + [_number(results[split].get('error_ratio'), '.3f') for split in SPLITS]
+      + [_number(results[split]['pck']['0.1'], '.1%') for split in SPLITS]
+      + [_number(results[split].get('mask_iou'), '.3f') for split in SPLITS]
+      + [_number(results['test']['per_joint_pixel_error'].get(name), '.1f') for name in joints]
+    )
 
   rows = [row(str(metrics['step']), metrics) for metrics in history]
   rows.append(row('mean pose', {split: dict(last[split]['baseline'], error_ratio=1.0) for split in SPLITS}))
@@ -147,8 +164,9 @@ def _ticks(low: float, high: float, least_spacing: float = 0.0) -> list[float]:
   return [first + i * spacing for i in range(int((high - first) / spacing + 1e-9) + 1)]
 
 
-def _dashed(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], color, width: int,
-            dash: int = 8) -> None:
+def _dashed(
+  draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], color, width: int, dash: int = 8
+) -> None:
   """A horizontal dashed line from start to end."""
   x, y = start
   while x < end[0]:
@@ -156,8 +174,15 @@ def _dashed(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[fl
     x += 2 * dash
 
 
-def _panel(draw, axes: Axes, title: str, series: Sequence[tuple[str, tuple, list, list]],
-           floors: Sequence[tuple[str, tuple, float]], font, small_font) -> None:
+def _panel(
+  draw,
+  axes: Axes,
+  title: str,
+  series: Sequence[tuple[str, tuple, list, list]],
+  floors: Sequence[tuple[str, tuple, float]],
+  font,
+  small_font,
+) -> None:
   """Draws a panel: grid, ticks, title, the floors dashed, each series as a line with dots, and a legend."""
   left, top, right, bottom = axes.box
   for value in _ticks(*axes.values):
@@ -197,8 +222,9 @@ def _panel(draw, axes: Axes, title: str, series: Sequence[tuple[str, tuple, list
     x += entry
 
 
-def plot(history: Sequence[Mapping[str, Any]], path: str | None = None,
-         size: tuple[int, int] = PLOT_SIZE) -> tuple[np.ndarray, list[Axes]]:
+def plot(
+  history: Sequence[Mapping[str, Any]], path: str | None = None, size: tuple[int, int] = PLOT_SIZE
+) -> tuple[np.ndarray, list[Axes]]:
   """Draws the curve: error / mean pose's (with the floors) on the left, PCK@0.1 and mask IoU on the right.
 
   Returns:
@@ -216,16 +242,24 @@ def plot(history: Sequence[Mapping[str, Any]], path: str | None = None,
   def values(split, read):
     return [read(metrics[split]) for metrics in history]
 
-  ratio_series = [(f'{split} error / mean pose', COLORS[split], steps, values(split, lambda s: s['error_ratio']))
-                  for split in SPLITS]
+  ratio_series = [
+    (f'{split} error / mean pose', COLORS[split], steps, values(split, lambda s: s['error_ratio'])) for split in SPLITS
+  ]
   ratio_floors = [('mean pose', FLOOR_COLOR, 1.0)]
-  ratio_floors += [(f'{split} bounding box', BOX_COLORS[split], last[split]['bounding_box']['error_ratio'])
-                   for split in SPLITS if 'bounding_box' in last[split]]
+  ratio_floors += [
+    (f'{split} bounding box', BOX_COLORS[split], last[split]['bounding_box']['error_ratio'])
+    for split in SPLITS
+    if 'bounding_box' in last[split]
+  ]
   top_ratio = max([1.0] + [v for _, _, _, vs in ratio_series for v in vs] + [v for _, _, v in ratio_floors])
-  share_series = [(f'{split} PCK@0.1', COLORS[split], steps, values(split, lambda s: s['pck']['0.1']))
-                  for split in SPLITS]
-  share_series += [(f'{split} mask IoU', COLORS[f'{split} IoU'], steps, values(split, lambda s: s.get('mask_iou')))
-                   for split in SPLITS if any('mask_iou' in metrics[split] for metrics in history)]
+  share_series = [
+    (f'{split} PCK@0.1', COLORS[split], steps, values(split, lambda s: s['pck']['0.1'])) for split in SPLITS
+  ]
+  share_series += [
+    (f'{split} mask IoU', COLORS[f'{split} IoU'], steps, values(split, lambda s: s.get('mask_iou')))
+    for split in SPLITS
+    if any('mask_iou' in metrics[split] for metrics in history)
+  ]
   share_floors = [('test PCK@0.1, mean pose', FLOOR_COLOR, last['test']['baseline']['pck']['0.1'])]
 
   canvas = Image.new('RGB', (width, height), BACKGROUND)
@@ -233,8 +267,10 @@ def plot(history: Sequence[Mapping[str, Any]], path: str | None = None,
   font, small_font = _font(16), _font(12)
   half = width // 2
   boxes = [(60, 40, half - 20, height - 90), (half + 60, 40, width - 20, height - 90)]
-  axes = [Axes(boxes[0], step_range, (0.0, math.ceil(top_ratio * 1.05 * 10) / 10)),
-          Axes(boxes[1], step_range, (0.0, 1.0))]
+  axes = [
+    Axes(boxes[0], step_range, (0.0, math.ceil(top_ratio * 1.05 * 10) / 10)),
+    Axes(boxes[1], step_range, (0.0, 1.0)),
+  ]
   _panel(draw, axes[0], "joint error / mean training pose's", ratio_series, ratio_floors, font, small_font)
   _panel(draw, axes[1], 'PCK@0.1 and mask IoU', share_series, share_floors, font, small_font)
   picture = np.asarray(canvas)
@@ -248,10 +284,13 @@ def plot(history: Sequence[Mapping[str, Any]], path: str | None = None,
 
 
 def define_flags() -> None:
-  flags.DEFINE_string('workdir', None, 'The run\'s folder: reads <workdir>/eval/history/.')
-  flags.DEFINE_string('history', None, 'A folder of step_<N>.json metrics to read instead of the workdir\'s.')
-  flags.DEFINE_string('output', None, 'The PNG to draw (default with --workdir: <workdir>/eval/learning_curve.png; '
-                      'without either, no plot).')
+  flags.DEFINE_string('workdir', None, "The run's folder: reads <workdir>/eval/history/.")
+  flags.DEFINE_string('history', None, "A folder of step_<N>.json metrics to read instead of the workdir's.")
+  flags.DEFINE_string(
+    'output',
+    None,
+    'The PNG to draw (default with --workdir: <workdir>/eval/learning_curve.png; without either, no plot).',
+  )
   user_errors.define_traceback_flag()
 
 
@@ -273,6 +312,11 @@ def main(argv: Sequence[str]) -> None:
     print(f'Plot: {output}')
 
 
-if __name__ == '__main__':
+def command():
+  """The command line: flags, then `main`."""
   define_flags()
   app.run(main)
+
+
+if __name__ == '__main__':
+  command()

@@ -18,13 +18,17 @@ from absl import logging  # pylint: disable=g-import-not-at-top
 from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
 
 from landmarks_jax import user_errors  # pylint: disable=g-import-not-at-top
+from landmarks_jax.cpu import process_settings  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', os.path.join('runs', 'default'),
-                               'Directory for checkpoints, logs, pictures and evaluation results.')
+_WORKDIR = flags.DEFINE_string(
+  'workdir', os.path.join('runs', 'default'), 'Directory for checkpoints, logs, pictures and evaluation results.'
+)
 _XLA_CACHE = flags.DEFINE_string(
-    'xla_cache_dir', os.path.join(os.path.expanduser('~'), '.cache', 'landmarks_jax', 'xla'),
-    'Persistent cache of compiled programs, so that a resumed run starts quickly ("" disables it).')
+  'xla_cache_dir',
+  os.path.join(os.path.expanduser('~'), '.cache', 'landmarks_jax', 'xla'),
+  'Persistent cache of compiled programs, so that a resumed run starts quickly ("" disables it).',
+)
 flags.mark_flags_as_required(['config'])
 user_errors.define_traceback_flag()
 
@@ -33,20 +37,28 @@ user_errors.define_traceback_flag()
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  process_settings.apply()
   # Imported here so that the distributed runtime starts before anything touches JAX's backends.
   import jax  # pylint: disable=g-import-not-at-top
-  from landmarks_jax import distributed  # pylint: disable=g-import-not-at-top
-  from landmarks_jax import logs  # pylint: disable=g-import-not-at-top
-  from landmarks_jax import stop_signals  # pylint: disable=g-import-not-at-top
-  from landmarks_jax import train  # pylint: disable=g-import-not-at-top
+
   from landmarks_jax.evaluation import landmark_eval  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.training import distributed  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.training import logs  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.training import stop_signals  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.training import train  # pylint: disable=g-import-not-at-top
 
   logs.quiet_libraries()
   distributed.initialize(_CONFIG.value)
   if _XLA_CACHE.value:
     jax.config.update('jax_compilation_cache_dir', _XLA_CACHE.value)
-  logging.info('JAX process %d of %d; %d local devices, %d in all (%s).', jax.process_index(),
-               jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices()[0].platform)
+  logging.info(
+    'JAX process %d of %d; %d local devices, %d in all (%s).',
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+    jax.devices()[0].platform,
+  )
   try:
     metrics = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except stop_signals.Stopped as stopped:
@@ -57,9 +69,10 @@ def main(argv):
     print(f'All figures: {os.path.join(_WORKDIR.value, landmark_eval.EVAL_DIR, landmark_eval.METRICS_FILE)}')
 
 
-def run():
+def command():
+  """The command line: flags, then `main`."""
   app.run(main)
 
 
 if __name__ == '__main__':
-  run()
+  command()

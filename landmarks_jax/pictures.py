@@ -15,7 +15,7 @@ from PIL import ImageDraw
 from PIL import ImageFont
 from PIL import features
 
-from landmarks_jax import files
+from landmarks_jax.data import files
 
 SKELETON_COLOR = (255, 255, 255)
 LABEL_COLOR = (255, 255, 255)
@@ -97,12 +97,12 @@ def _label_font(size):
 
 def _dot(draw, center, radius, color):
   column, row = (int(round(v)) for v in center)
-  draw.ellipse([column - radius, row - radius, column + radius, row + radius],
-               fill=tuple(int(c) for c in color))
+  draw.ellipse([column - radius, row - radius, column + radius, row + radius], fill=tuple(int(c) for c in color))
 
 
-def draw_frame(image, landmarks=None, joints_px=None, box=None, skeleton=None, number_landmarks=True,
-               scale=1, font_size=8, radius=1):
+def draw_frame(
+  image, landmarks=None, joints_px=None, box=None, skeleton=None, number_landmarks=True, scale=1, font_size=8, radius=1
+):
   """Draws joints (with an optional skeleton) and numbered landmarks on one frame.
 
   Args:
@@ -152,10 +152,11 @@ def draw_frame(image, landmarks=None, joints_px=None, box=None, skeleton=None, n
     if number_landmarks:
       font = _label_font(font_size)
       for index, point in enumerate(points):
-        position = (int(round(point[0])) + (LANDMARK_RADIUS + 1) * radius,
-                    int(round(point[1])) + LANDMARK_RADIUS * radius)
-        draw.text(position, str(index), fill=LABEL_COLOR, font=font, stroke_width=1,
-                  stroke_fill=LABEL_OUTLINE_COLOR)
+        position = (
+          int(round(point[0])) + (LANDMARK_RADIUS + 1) * radius,
+          int(round(point[1])) + LANDMARK_RADIUS * radius,
+        )
+        draw.text(position, str(index), fill=LABEL_COLOR, font=font, stroke_width=1, stroke_fill=LABEL_OUTLINE_COLOR)
     # Dots last, so no label hides a landmark.
     for point, color in zip(points, landmark_palette(len(points))):
       _dot(draw, point, LANDMARK_RADIUS * radius, color)
@@ -178,7 +179,7 @@ def tile_grid(tiles, columns, padding=2):
   for index, tile in enumerate(tiles):
     top = (index // columns) * (height + padding)
     left = (index % columns) * (width + padding)
-    grid[top:top + height, left:left + width] = tile
+    grid[top : top + height, left : left + width] = tile
   return grid
 
 
@@ -197,8 +198,17 @@ def _optional_item(array, index):
   return None if array is None else array[index]
 
 
-def landmark_grid(images, landmarks=None, joints_px=None, boxes=None, skeleton=None, columns=8, scale=1,
-                  number_landmarks=True, path=None):
+def landmark_grid(
+  images,
+  landmarks=None,
+  joints_px=None,
+  boxes=None,
+  skeleton=None,
+  columns=8,
+  scale=1,
+  number_landmarks=True,
+  path=None,
+):
   """A grid of frames with their regressed joints and raw landmarks, one tile per frame.
 
   Args:
@@ -216,8 +226,16 @@ def landmark_grid(images, landmarks=None, joints_px=None, boxes=None, skeleton=N
     (rows * H * scale + gaps, columns * W * scale + gaps, 3) uint8.
   """
   tiles = [
-      draw_frame(image, _optional_item(landmarks, i), _optional_item(joints_px, i), _optional_item(boxes, i),
-                 skeleton, number_landmarks, scale) for i, image in enumerate(images)
+    draw_frame(
+      image,
+      _optional_item(landmarks, i),
+      _optional_item(joints_px, i),
+      _optional_item(boxes, i),
+      skeleton,
+      number_landmarks,
+      scale,
+    )
+    for i, image in enumerate(images)
   ]
   grid = tile_grid(np.stack(tiles), columns)
   if path is not None:
@@ -254,8 +272,17 @@ def mask_grid(images, masks, gt_masks=None, columns=4, path=None):
   return grid
 
 
-def landmark_gif(path, images, landmarks=None, joints_px=None, boxes=None, skeleton=None, scale=1,
-                 number_landmarks=True, frame_duration_ms=100):
+def landmark_gif(
+  path,
+  images,
+  landmarks=None,
+  joints_px=None,
+  boxes=None,
+  skeleton=None,
+  scale=1,
+  number_landmarks=True,
+  frame_duration_ms=100,
+):
   """Writes an animated GIF of one video's frames with landmarks and joints, looping forever.
 
   PIL merges consecutive identical frames into one longer frame, so a video that does not move yields fewer
@@ -272,14 +299,27 @@ def landmark_gif(path, images, landmarks=None, joints_px=None, boxes=None, skele
   """
   if len(images) == 0:
     raise ValueError('Cannot write a GIF of zero frames.')
-  frames = np.stack([
-      draw_frame(image, _optional_item(landmarks, i), _optional_item(joints_px, i), _optional_item(boxes, i),
-                 skeleton, number_landmarks, scale) for i, image in enumerate(images)
-  ])
+  frames = np.stack(
+    [
+      draw_frame(
+        image,
+        _optional_item(landmarks, i),
+        _optional_item(joints_px, i),
+        _optional_item(boxes, i),
+        skeleton,
+        number_landmarks,
+        scale,
+      )
+      for i, image in enumerate(images)
+    ]
+  )
   pil_frames = [Image.fromarray(frame) for frame in frames]
-  _save_atomically(path, lambda temp_path: pil_frames[0].save(
-      temp_path, format='GIF', save_all=True, append_images=pil_frames[1:], duration=frame_duration_ms,
-      loop=0))
+  _save_atomically(
+    path,
+    lambda temp_path: pil_frames[0].save(
+      temp_path, format='GIF', save_all=True, append_images=pil_frames[1:], duration=frame_duration_ms, loop=0
+    ),
+  )
   return frames
 
 

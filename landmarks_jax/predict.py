@@ -29,24 +29,26 @@ from absl import flags
 from absl import logging
 import jax
 import ml_collections
-import numpy as np
 from ml_collections import config_flags
+import numpy as np
 from PIL import Image
 import tqdm
 
-from landmarks_jax import checkpoints
-from landmarks_jax import config_checks
-from landmarks_jax import device_layout
-from landmarks_jax import files
-from landmarks_jax import logs
-from landmarks_jax import frames as frames_lib
-from landmarks_jax import video_files
+from landmarks_jax import pictures
+from landmarks_jax import user_errors
+from landmarks_jax.cpu import kernels
+from landmarks_jax.cpu import process_settings
+from landmarks_jax.data import files
+from landmarks_jax.data import frames as frames_lib
+from landmarks_jax.data import video_files
 from landmarks_jax.data_pipelines import video_folder
 from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import landmark_eval
-from landmarks_jax import pictures
-from landmarks_jax import user_errors
 from landmarks_jax.evaluation import regression
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
+from landmarks_jax.training import device_layout
+from landmarks_jax.training import logs
 
 FLAGS = flags.FLAGS
 MARK_SIZE_PER_PIXELS = 240  # Marks grow by one unit of radius per this many pixels of the frame's short side.
@@ -54,15 +56,20 @@ MARK_SIZE_PER_PIXELS = 240  # Marks grow by one unit of radius per this many pix
 
 def define_flags() -> None:
   """The command's flags; defined when it runs, so that importing this module leaves absl's flags alone."""
-  flags.DEFINE_string('workdir', None, 'The trained run\'s folder (holding checkpoints/ and config.json).')
+  flags.DEFINE_string('workdir', None, "The trained run's folder (holding checkpoints/ and config.json).")
   flags.DEFINE_string('input', None, 'A video, a folder of frames, or a folder of videos.')
   flags.DEFINE_string('output', None, 'Folder for the results (one sub-folder per video).')
-  config_flags.DEFINE_config_file('config', None, 'Configuration file (default: the workdir\'s config.json).',
-                                  lock_config=True)
+  config_flags.DEFINE_config_file(
+    'config', None, "Configuration file (default: the workdir's config.json).", lock_config=True
+  )
   flags.DEFINE_integer('step', None, 'Checkpoint step to use (default: the latest).')
-  flags.DEFINE_string('crop', None, "'full', 'center', or a boxes CSV (video,frame,x0,y0,x1,y1); default: the "
-                      "run's video_crop when it is 'full' or 'center', else 'full'.")
-  flags.DEFINE_integer('batch_size', None, 'Frames per device and batch (default: the run\'s batch_size).')
+  flags.DEFINE_string(
+    'crop',
+    None,
+    "'full', 'center', or a boxes CSV (video,frame,x0,y0,x1,y1); default: the "
+    "run's video_crop when it is 'full' or 'center', else 'full'.",
+  )
+  flags.DEFINE_integer('batch_size', None, "Frames per device and batch (default: the run's batch_size).")
   flags.DEFINE_bool('keypoints', False, 'Add the keypoints regressed by the map `evaluate` fitted.')
   flags.DEFINE_bool('mask', False, 'Show the predicted foreground mask beside each frame (models with masks).')
   flags.DEFINE_bool('video', True, 'Write annotated.mp4 (off: only the landmark files).')
@@ -85,8 +92,14 @@ class VideosFailed(PredictError):
 class Predictor:
   """A trained generator's encoder, replicated over the local devices, and how frames are cut for it."""
 
-  def __init__(self, config: ml_collections.ConfigDict, variables: Any, crop: str, batch_size: int | None = None,
-               joint_map: dict | None = None):
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    variables: Any,
+    crop: str,
+    batch_size: int | None = None,
+    joint_map: dict | None = None,
+  ):
     self.config = config
     self.crop = crop
     self.crop_options = video_folder.FolderOptions(crop=crop)
@@ -119,8 +132,7 @@ class Predictor:
     devices = jax.local_device_count()
     padded = np.concatenate([images, np.repeat(images[-1:], self.batch_size - count, axis=0)])
     encoded = self.encode(self.variables, padded.reshape((devices, -1) + images.shape[1:]))
-    rows = {k: np.asarray(device_layout.local_rows(v)).reshape((-1,) + v.shape[2:])[:count]
-            for k, v in encoded.items()}
+    rows = {k: np.asarray(device_layout.local_rows(v)).reshape((-1,) + v.shape[2:])[:count] for k, v in encoded.items()}
     result = {'mean': np.stack([rows['mean_x'], rows['mean_y']], -1), 'covariance': rows['covariance']}
     if 'pred_mask' in rows:
       result['mask'] = rows['pred_mask']
@@ -159,8 +171,16 @@ def annotate(frame: np.ndarray, mean_px: np.ndarray, keypoints_px: np.ndarray | 
   height, width = frame.shape[:2]
   radius = max(1, min(height, width) // MARK_SIZE_PER_PIXELS + 1)
   normalized = mean_px / np.array([width, height]) * 2 - 1
-  drawn = pictures.draw_frame(frame, normalized, keypoints_px, None, bones if keypoints_px is not None else None,
-                              number_landmarks=True, font_size=8 * radius, radius=radius)
+  drawn = pictures.draw_frame(
+    frame,
+    normalized,
+    keypoints_px,
+    None,
+    bones if keypoints_px is not None else None,
+    number_landmarks=True,
+    font_size=8 * radius,
+    radius=radius,
+  )
   return drawn if mask_panel is None else np.concatenate([drawn, mask_panel], axis=1)
 
 
@@ -170,8 +190,7 @@ def mask_panel(mask: np.ndarray, crop: np.ndarray, height: int, width: int) -> n
   x0, y0, x1, y1 = (int(round(v)) for v in crop)
   x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
   if x1 > x0 and y1 > y0:
-    image = Image.fromarray(pictures.mask_to_uint8_image(mask)).resize((x1 - x0, y1 - y0),
-                                                                       Image.Resampling.BILINEAR)
+    image = Image.fromarray(pictures.mask_to_uint8_image(mask)).resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR)
     panel[y0:y1, x0:x1] = np.asarray(image)
   return panel
 
@@ -182,11 +201,13 @@ def _write_csv(path: str, header: Sequence[str], rows: Iterator[Sequence[Any]]) 
       writer = csv.writer(f)
       writer.writerow(header)
       writer.writerows(rows)
+
   files.write_atomically(path, write)
 
 
-def predict_video(item: video_folder.Item, predictor: Predictor, out_dir: str, *, write_video: bool = True,
-                  with_mask: bool = False) -> dict[str, np.ndarray]:
+def predict_video(
+  item: video_folder.Item, predictor: Predictor, out_dir: str, *, write_video: bool = True, with_mask: bool = False
+) -> dict[str, np.ndarray]:
   """Landmarks of every frame of one video, written to out_dir; returns what landmarks.npz holds."""
   os.makedirs(out_dir, exist_ok=True)
   bones = predictor.joint_map['bones'] if predictor.joint_map else None
@@ -202,17 +223,21 @@ def predict_video(item: video_folder.Item, predictor: Predictor, out_dir: str, *
         found = predictor.landmarks(inputs)
         mean_px = to_pixels(found['mean'], crops)
         keypoints_px = predictor.keypoints(found['mean'], crops) if predictor.joint_map else None
-        for column, values in (('frame', numbers), ('mean', found['mean']), ('mean_px', mean_px),
-                               ('covariance', found['covariance']), ('crop', crops), ('keypoints_px', keypoints_px)):
+        for column, values in (
+          ('frame', numbers),
+          ('mean', found['mean']),
+          ('mean_px', mean_px),
+          ('covariance', found['covariance']),
+          ('crop', crops),
+          ('keypoints_px', keypoints_px),
+        ):
           if column in columns:
             columns[column].append(np.asarray(values))
         frame_size = (frames[0].shape[1], frames[0].shape[0])
         for i, frame in enumerate(frames):
           if writer:
-            panel = (mask_panel(found['mask'][i], crops[i], *frame.shape[:2])
-                     if with_mask and 'mask' in found else None)
-            writer.write(annotate(frame, mean_px[i], None if keypoints_px is None else keypoints_px[i], bones,
-                                  panel))
+            panel = mask_panel(found['mask'][i], crops[i], *frame.shape[:2]) if with_mask and 'mask' in found else None
+            writer.write(annotate(frame, mean_px[i], None if keypoints_px is None else keypoints_px[i], bones, panel))
         progress.update(len(frames))
   except BaseException:
     if writer:
@@ -228,14 +253,26 @@ def predict_video(item: video_folder.Item, predictor: Predictor, out_dir: str, *
   if predictor.joint_map:
     result['keypoint_names'] = np.asarray(predictor.joint_map['joint_names'], dtype=str)
   files.write_atomically(os.path.join(out_dir, 'landmarks.npz'), lambda path: np.savez(path, **result))
-  _write_csv(os.path.join(out_dir, 'landmarks.csv'), ('frame', 'landmark', 'x', 'y'),
-             ((int(f), k, float(x), float(y)) for f, points in zip(result['frame'], result['mean_px'])
-              for k, (x, y) in enumerate(points)))
+  _write_csv(
+    os.path.join(out_dir, 'landmarks.csv'),
+    ('frame', 'landmark', 'x', 'y'),
+    (
+      (int(f), k, float(x), float(y))
+      for f, points in zip(result['frame'], result['mean_px'])
+      for k, (x, y) in enumerate(points)
+    ),
+  )
   if predictor.joint_map:
     names = predictor.joint_map['joint_names']
-    _write_csv(os.path.join(out_dir, 'keypoints.csv'), ('frame', 'keypoint', 'x', 'y'),
-               ((int(f), names[j], float(x), float(y)) for f, points in zip(result['frame'], result['keypoints_px'])
-                for j, (x, y) in enumerate(points)))
+    _write_csv(
+      os.path.join(out_dir, 'keypoints.csv'),
+      ('frame', 'keypoint', 'x', 'y'),
+      (
+        (int(f), names[j], float(x), float(y))
+        for f, points in zip(result['frame'], result['keypoints_px'])
+        for j, (x, y) in enumerate(points)
+      ),
+    )
   return result
 
 
@@ -245,12 +282,23 @@ def default_crop(config: ml_collections.ConfigDict) -> str:
   return crop if crop in video_folder.CROPS else 'full'
 
 
-def run(workdir: str, input_path: str, output: str, *, config: ml_collections.ConfigDict | None = None,
-        step: int | None = None, crop: str | None = None, batch_size: int | None = None, keypoints: bool = False,
-        with_mask: bool = False, write_video: bool = True) -> dict[str, dict[str, np.ndarray]]:
+def run(
+  workdir: str,
+  input_path: str,
+  output: str,
+  *,
+  config: ml_collections.ConfigDict | None = None,
+  step: int | None = None,
+  crop: str | None = None,
+  batch_size: int | None = None,
+  keypoints: bool = False,
+  with_mask: bool = False,
+  write_video: bool = True,
+) -> dict[str, dict[str, np.ndarray]]:
   """The command without its flags; returns {video name: what its landmarks.npz holds}."""
   config = config or checkpoints.read_config(workdir)
   config = config_checks.with_device_batch(config, jax.device_count())
+  kernels.select_for(config)
   crop = crop or default_crop(config)
   if crop not in video_folder.CROPS and not os.path.isfile(crop):
     raise video_folder.VideoFolderError(f"--crop must be 'full', 'center' or a boxes CSV; {crop!r} is neither.")
@@ -263,8 +311,10 @@ def run(workdir: str, input_path: str, output: str, *, config: ml_collections.Co
   joint_map = landmark_eval.read_joint_map(workdir) if keypoints else None
   variables, step = landmark_eval.load_variables(workdir, step, config)
   if joint_map and joint_map['weights'].shape[0] != 2 * config.n_landmarks:
-    raise PredictError(f'{landmark_eval.JOINT_MAP_FILE} maps {joint_map["weights"].shape[0] // 2} landmarks, the '
-                       f'model has {config.n_landmarks}; run evaluate again for this run.')
+    raise PredictError(
+      f'{landmark_eval.JOINT_MAP_FILE} maps {joint_map["weights"].shape[0] // 2} landmarks, the '
+      f'model has {config.n_landmarks}; run evaluate again for this run.'
+    )
   predictor = Predictor(config, variables, crop, batch_size, joint_map)
   predictor.load_boxes([item.name for item in items])
   results, failures = {}, []
@@ -283,13 +333,21 @@ def run(workdir: str, input_path: str, output: str, *, config: ml_collections.Co
       logging.warning('Leaving out %s: %s', item.name, error)
       failures.append(error)
     except OSError as error:
-      raise PredictError(f'Cannot write {out_dir}: {error.strerror or error}; the {len(results)} videos before it '
-                         f'were written. Free or fix {output}, or pass another --output.') from error
+      raise PredictError(
+        f'Cannot write {out_dir}: {error.strerror or error}; the {len(results)} videos before it '
+        f'were written. Free or fix {output}, or pass another --output.'
+      ) from error
   if failures:
-    fix = (' Re-encode those files or move them out of the folder.'
-           if any(isinstance(e, video_folder.BadFileError) for e in failures) else '')
-    raise VideosFailed(f'{len(failures)} of {len(items)} videos could not be read, the other {len(results)} were '
-                       f'written to {output}: {" ".join(map(str, failures))}{fix}', results)
+    fix = (
+      ' Re-encode those files or move them out of the folder.'
+      if any(isinstance(e, video_folder.BadFileError) for e in failures)
+      else ''
+    )
+    raise VideosFailed(
+      f'{len(failures)} of {len(items)} videos could not be read, the other {len(results)} were '
+      f'written to {output}: {" ".join(map(str, failures))}{fix}',
+      results,
+    )
   return results
 
 
@@ -303,8 +361,9 @@ def check_output(output: str) -> None:
     with tempfile.TemporaryFile(dir=output):
       pass
   except OSError as error:
-    raise PredictError(f'Cannot write to --output {output}: {error.strerror or error}; pass a folder you can '
-                       'write to.') from error
+    raise PredictError(
+      f'Cannot write to --output {output}: {error.strerror or error}; pass a folder you can write to.'
+    ) from error
 
 
 def execute(workdir: str, input_path: str, output: str, **options) -> None:
@@ -330,11 +389,27 @@ def _print_written(results: dict[str, dict[str, np.ndarray]], output: str) -> No
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  process_settings.apply()
   logs.quiet_libraries()
-  execute(FLAGS.workdir, FLAGS.input, FLAGS.output, config=FLAGS.config, step=FLAGS.step, crop=FLAGS.crop,
-          batch_size=FLAGS.batch_size, keypoints=FLAGS.keypoints, with_mask=FLAGS.mask, write_video=FLAGS.video)
+  execute(
+    FLAGS.workdir,
+    FLAGS.input,
+    FLAGS.output,
+    config=FLAGS.config,
+    step=FLAGS.step,
+    crop=FLAGS.crop,
+    batch_size=FLAGS.batch_size,
+    keypoints=FLAGS.keypoints,
+    with_mask=FLAGS.mask,
+    write_video=FLAGS.video,
+  )
+
+
+def command():
+  """The command line: flags, then `main`."""
+  define_flags()
+  app.run(main)
 
 
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  command()

@@ -22,8 +22,9 @@ class UserError(Exception):
 def define_traceback_flag() -> None:
   """Defines --traceback (once per process), which makes a user error show its traceback."""
   if 'traceback' not in flags.FLAGS:
-    flags.DEFINE_boolean('traceback', False, 'Show the full traceback of an error in the input or the options, '
-                         'not just its message.')
+    flags.DEFINE_boolean(
+      'traceback', False, 'Show the full traceback of an error in the input or the options, not just its message.'
+    )
 
 
 def traceback_requested() -> bool:

@@ -19,8 +19,10 @@ import os
 import shutil
 import tempfile
 
-os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=2 --xla_cpu_use_fusion_emitters=false '
-                      '--xla_backend_optimization_level=0')
+os.environ.setdefault(
+  'XLA_FLAGS',
+  '--xla_force_host_platform_device_count=2 --xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0',
+)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
@@ -31,15 +33,26 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '1')
 
 import gc  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
-import landmarks_jax  # pylint: disable=g-import-not-at-top,unused-import  (its XLA settings, before JAX starts)
+from landmarks_jax.cpu import process_settings  # pylint: disable=g-import-not-at-top
+
+process_settings.apply()  # as the commands do, before JAX starts
+
 import jax  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
-
 # The files that take a minute or more, longest first (measured on a 2-core CPU).
-LONG_FILES = ('test_train.py', 'test_train_parity_matrix.py', 'test_multihost.py', 'test_run_control.py',
-              'test_bench.py', 'test_train_parity.py', 'test_video_folder.py', 'test_import_torch.py',
-              'test_evaluate.py', 'test_video_inputs.py')
+LONG_FILES = (
+  'test_train.py',
+  'test_train_parity_matrix.py',
+  'test_multihost.py',
+  'test_run_control.py',
+  'test_bench.py',
+  'test_train_parity.py',
+  'test_video_folder.py',
+  'test_import_torch.py',
+  'test_evaluate.py',
+  'test_video_inputs.py',
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -50,13 +63,17 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True, scope='module')
 def release_compiled_programs():
-  """Drops every compiled program after each test module.
+  """Drops every compiled program after each test module, and selects the CPU kernels again.
 
   The whole suite in one process compiles and loads enough programs to pass vm.max_map_count (see the
-  module's docstring); programs a later module needs come back from the persistent cache.
+  module's docstring); programs a later module needs come back from the persistent cache. A module that chose
+  cpu_kernels='xla' (the parity tests) leaves the next one the default.
   """
   yield
-  from landmarks_jax import train_step  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.cpu import kernels  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.training import train_step  # pylint: disable=g-import-not-at-top
+
+  kernels.select('auto')
   train_step._p_train_step.cache_clear()  # pylint: disable=protected-access
   jax.clear_caches()
   gc.collect()
@@ -65,8 +82,9 @@ def release_compiled_programs():
 @pytest.fixture(scope='session')
 def tiny_mocap_data_dir(tmp_path_factory):
   """The tiny motion-capture dataset of configs/test.py, built once per test session (per worker) and only read."""
-  from landmarks_jax import datasets  # pylint: disable=g-import-not-at-top
   from landmarks_jax.configs import test as test_config  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.data import datasets  # pylint: disable=g-import-not-at-top
+
   config = test_config.get_config()
   config.data_dir = str(tmp_path_factory.mktemp('tiny_mocap_tfds'))
   datasets.prepare_dataset(config)

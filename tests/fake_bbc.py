@@ -24,9 +24,7 @@ TRAIN_VIDEOS = tuple(range(1, 11))
 VALIDATION_VIDEOS = tuple(range(11, 16))
 TEST_VIDEOS = tuple(range(16, 21))
 NUM_JOINTS = 7
-_STRUCT_FIELDS = (
-    'videoName', 'type', 'source', 'train_frames', 'train_joints', 'test_frames', 'test_joints'
-)
+_STRUCT_FIELDS = ('videoName', 'type', 'source', 'train_frames', 'train_joints', 'test_frames', 'test_joints')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,8 +80,7 @@ def _frames(rng, count):
   return np.sort(rng.choice(np.arange(1, 1000), size=count, replace=False))
 
 
-def write_fake_bbc(root, frames_per_video=2, test_frames_per_video=None, image_size=(320, 240), corrupt=None,
-                   seed=0):
+def write_fake_bbc(root, frames_per_video=2, test_frames_per_video=None, image_size=(320, 240), corrupt=None, seed=0):
   """Writes a fake BBC Pose folder at `root` and returns a FakeBbc describing the expected records.
 
   Args:
@@ -103,16 +100,15 @@ def write_fake_bbc(root, frames_per_video=2, test_frames_per_video=None, image_s
   test_frames_per_video = test_frames_per_video or frames_per_video
   rng = np.random.default_rng(seed)
 
-  entries = np.zeros((1, len(TRAIN_VIDEOS + VALIDATION_VIDEOS + TEST_VIDEOS)),
-                     dtype=[(name, 'O') for name in _STRUCT_FIELDS])
+  entries = np.zeros(
+    (1, len(TRAIN_VIDEOS + VALIDATION_VIDEOS + TEST_VIDEOS)), dtype=[(name, 'O') for name in _STRUCT_FIELDS]
+  )
   annotated = {}
   for video in TRAIN_VIDEOS + VALIDATION_VIDEOS + TEST_VIDEOS:
     kind = 'train' if video in TRAIN_VIDEOS else 'val' if video in VALIDATION_VIDEOS else 'test'
     count = test_frames_per_video if kind == 'test' else frames_per_video
     frames = _frames(rng, count)
-    joints = np.stack(
-        [_random_joints(rng, width, height, near_border=i % 2 == 1) for i in range(count)]
-    )  # (N, 7, 2)
+    joints = np.stack([_random_joints(rng, width, height, near_border=i % 2 == 1) for i in range(count)])  # (N, 7, 2)
     annotated[video] = (frames, joints)
     entry = entries[0, video - 1]
     entry['videoName'] = f'fake_video_{video:02d}'

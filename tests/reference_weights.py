@@ -40,12 +40,14 @@ def regenerate_weights(keys, shapes, seed):
 
 
 def split_prefix(weights, prefix):
-  return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+  return {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
 
 
 def reference_config(reference):
-  """The default config with the reference file's model options."""
+  """The default config with the reference file's model options, on XLA's own operations (the plain path GPUs
+  run: the comparisons in float64 are of the mathematics)."""
   config = default.get_config()
+  config.cpu_kernels = 'xla'
   for name, value in ast.literal_eval(str(reference['config'])).items():
     config[name] = value
   return config

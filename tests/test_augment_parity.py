@@ -11,14 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax.augment import color_jitter
-from landmarks_jax.augment import tps
+from landmarks_jax.data.augment import color_jitter
+from landmarks_jax.data.augment import tps
 
 DEFAULT_REFERENCE = pathlib.Path(__file__).resolve().parent / 'data' / 'torch_original_augment_img64.npz'
 REFERENCE = pathlib.Path(os.environ.get('LANDMARKS_JAX_AUGMENT_REFERENCE', DEFAULT_REFERENCE))
 
-pytestmark = pytest.mark.skipif(not REFERENCE.exists() and not os.environ.get('CI'),
-                                reason=f'no reference file at {REFERENCE}')
+pytestmark = pytest.mark.skipif(
+  not REFERENCE.exists() and not os.environ.get('CI'), reason=f'no reference file at {REFERENCE}'
+)
 
 # torchvision works on 8-bit PIL images: every operation rounds to a whole level, and hue goes through PIL's
 # 8-bit HSV, whose hue has 256 steps per turn, so single pixels of a hue shift differ by more than a level.
@@ -43,8 +44,9 @@ def test_warp_matches_opencvs_thin_plate_spline(reference):
   for i in cases:
     case = {name: reference[f'tps/{i}/{name}'] for name in ('image', 'source_grid', 'target_grid', 'warped')}
     size = case['image'].shape[:2]
-    warped = np.asarray(tps.tps_warp(jnp.asarray(case['image'])[None], case['source_grid'],
-                                     jnp.asarray(case['target_grid'])[None]))[0]
+    warped = np.asarray(
+      tps.tps_warp(jnp.asarray(case['image'])[None], case['source_grid'], jnp.asarray(case['target_grid'])[None])
+    )[0]
     error = np.abs(warped - case['warped'])
     assert error.max() <= WARP_MAX_TOLERANCE and error.mean() <= WARP_MEAN_TOLERANCE, (i, error.max(), error.mean())
     # The control grid the original drew on is the one our random warps use.
@@ -58,11 +60,15 @@ def test_warp_parameters_give_the_originals_target_points(reference):
     rotscale, translation = reference[f'tps/{i}/rotscale'], reference[f'tps/{i}/translation']
     rotation = np.arcsin(rotscale[1, 0])  # M = [[sc_x cos r, -sin r], [sin r, sc_y cos r]]
     scale = np.array([rotscale[0, 0], rotscale[1, 1]]) / np.cos(rotation)
-    params = tps.WarpParams(rotation=jnp.asarray([rotation]), scale=jnp.asarray(scale[None]),
-                            translation=jnp.asarray(translation[None]),
-                            perturbation=jnp.asarray(reference[f'tps/{i}/perturbation'][None]))
-    np.testing.assert_allclose(np.asarray(tps.warp_target_points(source, params))[0],
-                               reference[f'tps/{i}/target_grid'], atol=1e-4)
+    params = tps.WarpParams(
+      rotation=jnp.asarray([rotation]),
+      scale=jnp.asarray(scale[None]),
+      translation=jnp.asarray(translation[None]),
+      perturbation=jnp.asarray(reference[f'tps/{i}/perturbation'][None]),
+    )
+    np.testing.assert_allclose(
+      np.asarray(tps.warp_target_points(source, params))[0], reference[f'tps/{i}/target_grid'], atol=1e-4
+    )
 
 
 def _jitter_case(reference, i):
@@ -72,8 +78,12 @@ def _jitter_case(reference, i):
 
 
 def _ours(operation, image, factor):
-  functions = {'brightness': color_jitter.adjust_brightness, 'contrast': color_jitter.adjust_contrast,
-               'saturation': color_jitter.adjust_saturation, 'hue': color_jitter.adjust_hue}
+  functions = {
+    'brightness': color_jitter.adjust_brightness,
+    'contrast': color_jitter.adjust_contrast,
+    'saturation': color_jitter.adjust_saturation,
+    'hue': color_jitter.adjust_hue,
+  }
   return np.asarray(functions[operation](jnp.asarray(image), jnp.asarray(factor, jnp.float32)))
 
 

@@ -28,14 +28,20 @@ def _hand_made_case():
 
 def test_hand_made_accuracy_counts_exactly_six():
   pred, gt = _hand_made_case()
-  np.testing.assert_array_equal(
-      bbc_metric.bbc_correct(pred, gt),
-      [[1, 1, 0, 1, 0, 1, 0], [0, 1, 1, 1, 1, 1, 1]])
+  np.testing.assert_array_equal(bbc_metric.bbc_correct(pred, gt), [[1, 1, 0, 1, 0, 1, 0], [0, 1, 1, 1, 1, 1, 1]])
   result = bbc_metric.bbc_accuracy(pred, gt)
   assert result['mean'] == pytest.approx(10 / 14)
-  assert result['per_joint'] == pytest.approx({
-      'head': 0.5, 'right wrist': 1.0, 'left wrist': 0.5, 'right elbow': 1.0, 'left elbow': 0.5,
-      'right shoulder': 1.0, 'left shoulder': 0.5})
+  assert result['per_joint'] == pytest.approx(
+    {
+      'head': 0.5,
+      'right wrist': 1.0,
+      'left wrist': 0.5,
+      'right elbow': 1.0,
+      'left elbow': 0.5,
+      'right shoulder': 1.0,
+      'left shoulder': 0.5,
+    }
+  )
 
 
 def test_threshold_is_a_parameter():

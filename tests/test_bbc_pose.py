@@ -4,7 +4,6 @@ import io
 import os
 import shutil
 
-import fake_bbc
 import numpy as np
 from PIL import Image
 import pytest
@@ -12,6 +11,8 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from landmarks_jax.data_pipelines import bbc_pose
+
+import fake_bbc
 
 SPLITS = ('train', 'validation', 'test')
 
@@ -65,7 +66,13 @@ def test_split_counts(built):
 def test_metadata(built):
   fake, builder = built
   assert builder.info.metadata['joint_names'] == [
-      'head', 'right_wrist', 'left_wrist', 'right_elbow', 'left_elbow', 'right_shoulder', 'left_shoulder'
+    'head',
+    'right_wrist',
+    'left_wrist',
+    'right_elbow',
+    'left_elbow',
+    'right_shoulder',
+    'left_shoulder',
   ]
   for split in SPLITS:
     table = builder.info.metadata['videos'][split]
@@ -129,8 +136,7 @@ def test_box_values():
   np.testing.assert_allclose(bbc_pose.train_box(joints, 320, 240), [0, 40, 110, 190.25])
   # Centre (30, 115.125): x clipped at 0, y clipped at both ends.
   np.testing.assert_allclose(bbc_pose.eval_box(joints, 320, 240), [0, 0, 180, 240])
-  np.testing.assert_allclose(bbc_pose.eval_box(joints + [200, 0], 1000, 1000),
-                             [80, 0, 380, 265.125])
+  np.testing.assert_allclose(bbc_pose.eval_box(joints + [200, 0], 1000, 1000), [80, 0, 380, 265.125])
   np.testing.assert_allclose(bbc_pose.train_box(joints + 100, 1000, 1000), [50, 140, 210, 290.25])
 
 
@@ -215,14 +221,14 @@ def _drop_video_from_results(results):
 
 
 @pytest.mark.parametrize(
-    'rewrite, change, message',
-    [
-        (_rewrite_bbcpose, _set_joints_of_video_4, r'bbcpose\.mat, video 4.*train_joints.*2x7xN.*got 3x7x2'),
-        (_rewrite_bbcpose, _add_frame_to_video_4, r'bbcpose\.mat, video 4.*train_joints.*N = 2 frames'),
-        (_rewrite_bbcpose, _fractional_frame_of_video_4, r'video 4.*train_frames: expected positive integers'),
-        (_rewrite_results, _drop_joint_from_results, r'results\.mat.*2x7xN.*got 2x6x5'),
-        (_rewrite_results, _drop_video_from_results, r'results\.mat: 5 frame numbers and 4 video numbers'),
-    ],
+  'rewrite, change, message',
+  [
+    (_rewrite_bbcpose, _set_joints_of_video_4, r'bbcpose\.mat, video 4.*train_joints.*2x7xN.*got 3x7x2'),
+    (_rewrite_bbcpose, _add_frame_to_video_4, r'bbcpose\.mat, video 4.*train_joints.*N = 2 frames'),
+    (_rewrite_bbcpose, _fractional_frame_of_video_4, r'video 4.*train_frames: expected positive integers'),
+    (_rewrite_results, _drop_joint_from_results, r'results\.mat.*2x7xN.*got 2x6x5'),
+    (_rewrite_results, _drop_video_from_results, r'results\.mat: 5 frame numbers and 4 video numbers'),
+  ],
 )
 def test_malformed_mat(tmp_path, rewrite, change, message):
   fake = _small_fake(tmp_path)

@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from landmarks_jax import checkpoints
-from landmarks_jax import pretrained
-from landmarks_jax import train_state
 from landmarks_jax.configs import test as test_config
-from landmarks_jax.original_checkpoints import weight_mapping
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import train_state
+from landmarks_jax.weights import pretrained
+from landmarks_jax.weights.original_checkpoints import weight_mapping
 
 
 @pytest.fixture(scope='module')
@@ -40,7 +40,8 @@ def _largest_data_file(workdir, step):
 
 def _restore(workdir, step=None):
   return checkpoints.Checkpoints(workdir, writer=False).restore(
-      train_state.create_train_state(test_config.get_config()), step)
+    train_state.create_train_state(test_config.get_config()), step
+  )
 
 
 def test_nothing_is_created_before_the_first_save(tmp_path):
@@ -106,8 +107,10 @@ def test_shapes_are_checked_when_no_options_were_saved(tmp_path):
 def test_a_state_with_a_non_finite_array_is_not_saved(tmp_path):
   state = train_state.create_train_state(test_config.get_config())
   kernel = state.generator['params']['image_decoder']['fc']['kernel']
-  params = dict(state.generator['params'], image_decoder=dict(state.generator['params']['image_decoder'],
-                                                             fc=dict(kernel=np.full(kernel.shape, np.inf))))
+  params = dict(
+    state.generator['params'],
+    image_decoder=dict(state.generator['params']['image_decoder'], fc=dict(kernel=np.full(kernel.shape, np.inf))),
+  )
   bad = state.replace(generator=dict(state.generator, params=params))
   store = checkpoints.Checkpoints(str(tmp_path / 'run'))
   with pytest.raises(checkpoints.NonFiniteState, match='Not saving step 5: 1 arrays .*image_decoder/fc/kernel'):
@@ -130,9 +133,11 @@ def test_weights_from_another_workdir_load_when_they_fit_and_name_each_differenc
   expected = train_state.create_train_state(config).generator
   assert checkpoints.shape_differences(variables, expected) == []
   config.n_landmarks += 1
-  with pytest.raises(weight_mapping.StateDictMismatch,
-                     match=r'generator weights in .* do not fit this configuration:\n  \S+ is \(.*\) in the '
-                           r'checkpoint but \(.*\) for the config[\s\S]*Train or evaluate with the configuration'):
+  with pytest.raises(
+    weight_mapping.StateDictMismatch,
+    match=r'generator weights in .* do not fit this configuration:\n  \S+ is \(.*\) in the '
+    r'checkpoint but \(.*\) for the config[\s\S]*Train or evaluate with the configuration',
+  ):
     pretrained.generator_variables(saved, config)
 
 
@@ -140,4 +145,5 @@ def test_an_option_added_after_a_run_was_saved_counts_as_its_default():
   saved = {'n_landmarks': 16}  # a record from before dataset_seed existed
   assert checkpoints.option_differences(saved, {'n_landmarks': 16, 'dataset_seed': 0}) == []
   assert checkpoints.option_differences(saved, {'n_landmarks': 16, 'dataset_seed': 2}) == [
-      '  dataset_seed: saved 0, this run has 2']
+    '  dataset_seed: saved 0, this run has 2'
+  ]

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax.augment import color_jitter as cj
+from landmarks_jax.data.augment import color_jitter as cj
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -35,6 +35,7 @@ def _numpy_hue(image, shift):
   def shift_pixel(pixel):
     h, s, v = colorsys.rgb_to_hsv(*pixel)
     return colorsys.hsv_to_rgb((h + shift) % 1.0, s, v)
+
   return np.apply_along_axis(shift_pixel, -1, image.astype(np.float64))
 
 
@@ -65,8 +66,9 @@ def test_hsv_matches_colorsys_and_round_trips():
   np.testing.assert_allclose(np.asarray(cj.hsv_to_rgb(jnp.asarray(hsv))), images, atol=1e-5)
 
 
-@pytest.mark.parametrize('index, factor', [(0, 1.3), (0, 0.6), (1, 1.4), (1, 0.6), (2, 1.4), (2, 0.6), (3, 0.25),
-                                           (3, -0.3)])
+@pytest.mark.parametrize(
+  'index, factor', [(0, 1.3), (0, 0.6), (1, 1.4), (1, 0.6), (2, 1.4), (2, 0.6), (3, 0.25), (3, -0.3)]
+)
 def test_single_operations_match_numpy(index, factor):
   images = _unit_images(3)
   out = np.asarray(_OPS[index](jnp.asarray(images), jnp.full((2,), factor)))
@@ -106,8 +108,9 @@ def test_operations_run_in_the_sampled_order():
   orders = np.array(list(itertools.permutations(range(4))), np.int32)
   images = _unit_images(6, (len(orders), 6, 5, 3))
   factors = np.tile(np.array([1.3, 0.7, 1.4, 0.2], np.float32), (len(orders), 1))
-  out = np.asarray(cj.apply_jitter(jnp.asarray(images * 2 - 1), cj.JitterParams(jnp.asarray(factors),
-                                                                                jnp.asarray(orders))))
+  out = np.asarray(
+    cj.apply_jitter(jnp.asarray(images * 2 - 1), cj.JitterParams(jnp.asarray(factors), jnp.asarray(orders)))
+  )
   for image, jittered, factor_row, order_row in zip(images, out, factors, orders):
     expected = image.astype(np.float64)
     for op in order_row:
@@ -115,8 +118,9 @@ def test_operations_run_in_the_sampled_order():
     np.testing.assert_allclose((jittered + 1) / 2, expected, atol=1e-5)
   # The order matters: the same image under two orders gives different results.
   same_image = np.repeat(images[:1], 2, axis=0) * 2 - 1
-  two_orders = np.asarray(cj.apply_jitter(jnp.asarray(same_image), cj.JitterParams(jnp.asarray(factors[:2]),
-                                                                                    jnp.asarray(orders[[0, -1]]))))
+  two_orders = np.asarray(
+    cj.apply_jitter(jnp.asarray(same_image), cj.JitterParams(jnp.asarray(factors[:2]), jnp.asarray(orders[[0, -1]])))
+  )
   assert np.abs(two_orders[0] - two_orders[1]).max() > 1e-2
 
 

@@ -4,14 +4,15 @@ import io
 import subprocess
 import sys
 
-import fake_bbc
 import numpy as np
 from PIL import Image
 import pytest
 
-from landmarks_jax import datasets
-from landmarks_jax import input_pipeline
 from landmarks_jax.configs import default
+from landmarks_jax.data import datasets
+from landmarks_jax.data import input_pipeline
+
+import fake_bbc
 
 
 def make_config(**overrides):
@@ -48,8 +49,10 @@ def test_bbc_pose_without_dataset_path_says_how_to_set_it(tmp_path):
 
 
 def test_importing_the_registry_pulls_no_tensorflow():
-  script = ('import sys\nimport landmarks_jax.datasets\n'
-            'print(sorted(m for m in ("tensorflow", "tensorflow_datasets") if m in sys.modules))\n')
+  script = (
+    'import sys\nimport landmarks_jax.data.datasets\n'
+    'print(sorted(m for m in ("tensorflow", "tensorflow_datasets") if m in sys.modules))\n'
+  )
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=60)
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == '[]'
@@ -80,8 +83,9 @@ def test_open_split_unknown_split_lists_the_splits(built_bbc):
 
 def test_bbc_pose_is_reused_once_built_from_the_same_folder_only(built_bbc):
   config, builder, _ = built_bbc
-  again = datasets.prepare_dataset(make_config(dataset='bbc_pose', dataset_path=config.dataset_path,
-                                               data_dir=config.data_dir))
+  again = datasets.prepare_dataset(
+    make_config(dataset='bbc_pose', dataset_path=config.dataset_path, data_dir=config.data_dir)
+  )
   assert again.data_dir == builder.data_dir
   elsewhere = make_config(dataset='bbc_pose', dataset_path='/no/such/folder', data_dir=config.data_dir)
   with pytest.raises(FileNotFoundError, match='/no/such/folder'):
@@ -91,15 +95,17 @@ def test_bbc_pose_is_reused_once_built_from_the_same_folder_only(built_bbc):
 def test_pipeline_reads_the_built_bbc_pose(built_bbc):
   config, builder, _ = built_bbc
   source, videos = datasets.open_split(builder, 'train')
-  with input_pipeline.train_batches(config, source, videos, num_local_devices=2, process_index=0,
-                                    process_count=1) as batches:
+  with input_pipeline.train_batches(
+    config, source, videos, num_local_devices=2, process_index=0, process_count=1
+  ) as batches:
     batch = next(batches)
   assert batch['target'].shape == (2, 2, 16, 16, 3) and batch['joints'].shape == (2, 2, 7, 2)
   for record, partner in zip(batch['index'].ravel(), batch['temporal_index'].ravel()):
     assert source[int(record)]['video'] == source[int(partner)]['video']
   eval_source, eval_videos = datasets.open_split(builder, 'test')
-  with input_pipeline.eval_batches(config, eval_source, num_local_devices=1, process_index=0,
-                                   process_count=1, batch_size=4) as batches:
+  with input_pipeline.eval_batches(
+    config, eval_source, num_local_devices=1, process_index=0, process_count=1, batch_size=4
+  ) as batches:
     seen = np.concatenate([b['index'][b['valid']] for b in batches])
   np.testing.assert_array_equal(seen, np.arange(len(eval_source)))
   assert sum(n for _, _, n in eval_videos) == len(eval_source)
@@ -115,8 +121,9 @@ def test_humanoid_mocap_tiny_opens_with_masks(tmp_path):
     with Image.open(io.BytesIO(source[0]['mask'])) as mask:
       assert mask.mode == 'L'
   source, videos = datasets.open_split(builder, 'train')
-  with input_pipeline.train_batches(config, source, videos, num_local_devices=2, process_index=0,
-                                    process_count=1) as batches:
+  with input_pipeline.train_batches(
+    config, source, videos, num_local_devices=2, process_index=0, process_count=1
+  ) as batches:
     batch = next(batches)
   assert batch['mask'].shape == (2, 2, 16, 16, 1) and batch['mask'].dtype == np.uint8  # levels of 0..255
   assert batch['mask'].max() > 0  # The body is in the frame.

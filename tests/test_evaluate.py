@@ -7,21 +7,22 @@ import shutil
 import subprocess
 import sys
 
-import fake_bbc
 import numpy as np
 from PIL import Image
 import pytest
 import scipy.io
 
-from landmarks_jax import checkpoints
-from landmarks_jax import datasets
-from landmarks_jax import device_layout
 from landmarks_jax import evaluate
-from landmarks_jax import train_state
 from landmarks_jax.configs import test as test_config
+from landmarks_jax.data import datasets
 from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import landmark_eval
 from landmarks_jax.evaluation import mocap_metrics
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import device_layout
+from landmarks_jax.training import train_state
+
+import fake_bbc
 
 SAVED_STEP = 3
 SPLITS = ('train', 'validation', 'test')
@@ -29,8 +30,9 @@ SPLITS = ('train', 'validation', 'test')
 
 def _save_untrained_run(workdir, config, step=SAVED_STEP):
   """An untrained state saved as training saves it (with its options), and the run's config.json."""
-  checkpoints.Checkpoints(workdir).save(step, train_state.create_train_state(config),
-                                        meta={checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)})
+  checkpoints.Checkpoints(workdir).save(
+    step, train_state.create_train_state(config), meta={checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)}
+  )
   checkpoints.write_or_check_config(workdir, config)
 
 
@@ -131,14 +133,18 @@ def test_mocap_pictures_open(mocap_run):
 def test_summary_puts_each_score_beside_its_floor(mocap_run):
   _, _, metrics = mocap_run
   lines = landmark_eval.summary(metrics).splitlines()
-  assert f"step {metrics['step']}" in lines[0]
+  assert f'step {metrics["step"]}' in lines[0]
   test_line = next(line for line in lines if line.strip().startswith('test:'))
   test = metrics['test']
-  for value in (f"{test['mean_pixel_error']:.2f} px", f"{test['error_ratio']:.2f} x",
-                f"{test['baseline']['mean_pixel_error']:.2f} px", f"IoU {test['mask_iou']:.3f}",
-                f"all-foreground: {test['baseline']['mask_iou']:.3f}",
-                f"(bounding box: {test['bounding_box']['error_ratio']:.2f} x)",
-                f"bounding box: {test['bounding_box']['pck']['0.1']:.1%})"):
+  for value in (
+    f'{test["mean_pixel_error"]:.2f} px',
+    f'{test["error_ratio"]:.2f} x',
+    f'{test["baseline"]["mean_pixel_error"]:.2f} px',
+    f'IoU {test["mask_iou"]:.3f}',
+    f'all-foreground: {test["baseline"]["mask_iou"]:.3f}',
+    f'(bounding box: {test["bounding_box"]["error_ratio"]:.2f} x)',
+    f'bounding box: {test["bounding_box"]["pck"]["0.1"]:.1%})',
+  ):
     assert value in test_line
 
 
@@ -146,17 +152,23 @@ def test_summary_gives_the_bounding_box_beside_the_mean_pose():
   def joint_result(error, pck):
     return {'mean_pixel_error': error, 'pck': {'0.05': pck / 2, '0.1': pck, '0.2': 1.0}}
 
-  test = dict(joint_result(11.44, 0.61), error_ratio=11.44 / 15.52, mask_iou=0.198,
-              baseline=dict(joint_result(15.52, 0.401), mask_iou=0.072),
-              bounding_box=dict(joint_result(12.4, 0.45), error_ratio=12.4 / 15.52))
+  test = dict(
+    joint_result(11.44, 0.61),
+    error_ratio=11.44 / 15.52,
+    mask_iou=0.198,
+    baseline=dict(joint_result(15.52, 0.401), mask_iou=0.072),
+    bounding_box=dict(joint_result(12.4, 0.45), error_ratio=12.4 / 15.52),
+  )
   metrics = {'step': 800, 'dataset': 'humanoid_mocap', 'n_landmarks': 16, 'test': test}
   assert landmark_eval.summary(metrics).splitlines()[1] == (
-      "  test: mean joint error 11.44 px, 0.74 x the mean training pose's 15.52 px (bounding box: 0.80 x); "
-      'PCK@0.1 61.0% (mean pose: 40.1%, bounding box: 45.0%); foreground IoU 0.198 (all-foreground: 0.072)')
+    "  test: mean joint error 11.44 px, 0.74 x the mean training pose's 15.52 px (bounding box: 0.80 x); "
+    'PCK@0.1 61.0% (mean pose: 40.1%, bounding box: 45.0%); foreground IoU 0.198 (all-foreground: 0.072)'
+  )
   del test['bounding_box']  # Without true masks there is no box: the line as before.
   assert landmark_eval.summary(metrics).splitlines()[1] == (
-      "  test: mean joint error 11.44 px, 0.74 x the mean training pose's 15.52 px; "
-      'PCK@0.1 61.0% (mean pose: 40.1%); foreground IoU 0.198 (all-foreground: 0.072)')
+    "  test: mean joint error 11.44 px, 0.74 x the mean training pose's 15.52 px; "
+    'PCK@0.1 61.0% (mean pose: 40.1%); foreground IoU 0.198 (all-foreground: 0.072)'
+  )
 
 
 def test_bbc_summary_gives_the_accuracy():
@@ -224,8 +236,9 @@ def test_mask_boxes_are_in_the_landmarks_coordinates():
   masks[0, 1:3, 2:6] = 255  # rows 1..2 of 4, columns 2..5 of 8
   masks[2, 3, 7] = 255  # the last pixel alone
   # Pixel i of a side of S pixels sits at -1 + 2i / S; an empty mask gives the whole frame.
-  np.testing.assert_allclose(mocap_metrics.mask_boxes(masks),
-                             [[-0.5, -0.5, 0.25, 0.0], [-1.0, -1.0, 0.75, 0.5], [0.75, 0.5, 0.75, 0.5]])
+  np.testing.assert_allclose(
+    mocap_metrics.mask_boxes(masks), [[-0.5, -0.5, 0.25, 0.0], [-1.0, -1.0, 0.75, 0.5], [0.75, 0.5, 0.75, 0.5]]
+  )
   np.testing.assert_allclose(mocap_metrics.mask_boxes(masks[..., 0] / 255.0 * 0.4), [[-1.0, -1.0, 0.75, 0.5]] * 3)
 
 
@@ -240,9 +253,15 @@ def _synthetic_dump(rng, count, mix, with_masks=False):
   units = (joints - boxes[:, None, :2] - size / 2) / size  # (N, J, 2)
   features = np.concatenate([units[..., 0], units[..., 1]], axis=1) @ mix
   k = mix.shape[1] // 2
-  dump = {'mean_x': features[:, :k], 'mean_y': features[:, k:], 'joints': joints, 'boxes': boxes,
-          'video': np.ones(count, np.int32), 'frame': np.arange(count, dtype=np.int32),
-          'index': np.arange(count, dtype=np.int32)}
+  dump = {
+    'mean_x': features[:, :k],
+    'mean_y': features[:, k:],
+    'joints': joints,
+    'boxes': boxes,
+    'video': np.ones(count, np.int32),
+    'frame': np.arange(count, dtype=np.int32),
+    'index': np.arange(count, dtype=np.int32),
+  }
   if with_masks:
     dump['gt_mask'] = (rng.uniform(size=(count, 8, 8, 1)) < 0.3).astype(np.float32)
     dump['pred_mask'] = dump['gt_mask'] * 0.9
@@ -252,8 +271,10 @@ def _synthetic_dump(rng, count, mix, with_masks=False):
 def _synthetic_dumps(num_joints, with_masks=False):
   rng = np.random.default_rng(0)
   mix = rng.normal(0.0, 0.6, (2 * num_joints, 2 * (num_joints + 2)))
-  return {split: _synthetic_dump(rng, count, mix, with_masks)
-          for split, count in (('train', 60), ('validation', 20), ('test', 25))}
+  return {
+    split: _synthetic_dump(rng, count, mix, with_masks)
+    for split, count in (('train', 60), ('validation', 20), ('test', 25))
+  }
 
 
 def test_landmarks_linear_in_the_joints_give_perfect_bbc_scores(tmp_path):
@@ -302,7 +323,7 @@ def _box_dumps(num_joints, side=16):
     corners = np.sort(rng.integers(0, side, (count, 2, 2)), axis=1)  # (N, first / last, column / row)
     masks = np.zeros((count, side, side, 1), np.float32)
     for mask, ((column0, row0), (column1, row1)) in zip(masks, corners):
-      mask[row0:row1 + 1, column0:column1 + 1] = 1.0
+      mask[row0 : row1 + 1, column0 : column1 + 1] = 1.0
     box = -1.0 + 2.0 * corners.reshape(count, 4) / side
     dump['joints'] = boxes_lib.box_units_to_pixels(box @ mix, dump['boxes'])
     dump['mean_x'] = rng.uniform(-1, 1, dump['mean_x'].shape)
@@ -376,8 +397,14 @@ def test_the_command_evaluates_on_subjects_rendered_with_another_dataset_seed(mo
   config, workdir, seed_0 = mocap_run
   copy = os.fspath(tmp_path / 'run')
   shutil.copytree(workdir, copy)
-  command = [sys.executable, '-m', 'landmarks_jax.evaluate', f'--workdir={copy}', '--config.dataset_seed=3',
-             f'--config.data_dir={tmp_path / "data"}']
+  command = [
+    sys.executable,
+    '-m',
+    'landmarks_jax.evaluate',
+    f'--workdir={copy}',
+    '--config.dataset_seed=3',
+    f'--config.data_dir={tmp_path / "data"}',
+  ]
   result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = _read_metrics(copy)
@@ -421,14 +448,17 @@ def test_an_unreadable_checkpoint_names_its_file_and_the_older_steps(mocap_run, 
   _save_untrained_run(copy, config, step=SAVED_STEP + 2)
   metadata = os.path.join(copy, 'checkpoints', str(SAVED_STEP + 2), 'meta', 'metadata')
   os.truncate(metadata, 9)
-  expected = (rf'(?s)Checkpoint {SAVED_STEP + 2} .* is unreadable.*Damaged: {metadata} \(not valid JSON\).*'
-              rf'Older checkpoints: steps {SAVED_STEP}\..*evaluate --workdir={copy} --step={SAVED_STEP}')
+  expected = (
+    rf'(?s)Checkpoint {SAVED_STEP + 2} .* is unreadable.*Damaged: {metadata} \(not valid JSON\).*'
+    rf'Older checkpoints: steps {SAVED_STEP}\..*evaluate --workdir={copy} --step={SAVED_STEP}'
+  )
   with pytest.raises(checkpoints.CheckpointUnreadable, match=expected):
     evaluate.run(copy)
 
 
 def test_trained_run_evaluates_end_to_end(bbc_run):
-  from landmarks_jax import train  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.training import train  # pylint: disable=g-import-not-at-top
+
   config, bbc_workdir, fake, _ = bbc_run
   config = config.copy_and_resolve_references()
   config.num_train_steps = 2

@@ -6,12 +6,12 @@ import jax
 import numpy as np
 import pytest
 
-from landmarks_jax import checkpoints
 from landmarks_jax import evaluate
 from landmarks_jax import export_model
-from landmarks_jax import pretrained
-from landmarks_jax import train_state
 from landmarks_jax.configs import test as test_config
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import train_state
+from landmarks_jax.weights import pretrained
 
 
 def _bytes(tree):
@@ -34,8 +34,9 @@ def test_an_export_holds_only_the_generator_and_evaluates_and_initialises_as_the
   assert _bytes(saved) < 0.5 * _bytes(whole)  # no optimizer states, no discriminator
   exported = checkpoints.read_config(out)
   assert exported.data_dir == '' and exported.n_landmarks == config.n_landmarks
-  for a, b in zip(jax.tree_util.tree_leaves(saved['generator']), jax.tree_util.tree_leaves(state.generator),
-                  strict=True):
+  for a, b in zip(
+    jax.tree_util.tree_leaves(saved['generator']), jax.tree_util.tree_leaves(state.generator), strict=True
+  ):
     np.testing.assert_array_equal(a, np.asarray(b))
 
   # evaluate reads it as a workdir, with the data found where this machine keeps it.

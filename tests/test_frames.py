@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from landmarks_jax import frames
+from landmarks_jax.data import frames
 
 WIDTH, HEIGHT = 720, 405
 
@@ -15,8 +15,9 @@ WIDTH, HEIGHT = 720, 405
 def jpeg():
   """A broadcast-sized JPEG of smooth colour patterns, like a video frame."""
   ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
-  pixels = np.stack([127.5 + 120 * np.sin(fx * xs + fy * ys) for fx, fy in ((0.03, 0.01), (0.011, 0.04),
-                                                                           (0.02, 0.02))], axis=-1)
+  pixels = np.stack(
+    [127.5 + 120 * np.sin(fx * xs + fy * ys) for fx, fy in ((0.03, 0.01), (0.011, 0.04), (0.02, 0.02))], axis=-1
+  )
   buffer = io.BytesIO()
   Image.fromarray(pixels.astype(np.uint8)).save(buffer, format='JPEG', quality=90)
   return buffer.getvalue()
@@ -28,8 +29,15 @@ def _original(data, box, size):
   return np.asarray(image.crop(tuple(box)).resize((size, size), Image.BILINEAR))
 
 
-@pytest.mark.parametrize('box, size, scale', [((100, 50, 400, 350), 128, 2), ((10, 5, 650, 400), 64, 4),
-                                              ((0, 0, 720, 405), 32, 8), ((300, 100, 450, 250), 128, 1)])
+@pytest.mark.parametrize(
+  'box, size, scale',
+  [
+    ((100, 50, 400, 350), 128, 2),
+    ((10, 5, 650, 400), 64, 4),
+    ((0, 0, 720, 405), 32, 8),
+    ((300, 100, 450, 250), 128, 1),
+  ],
+)
 def test_decode_scale_keeps_the_crop_at_least_the_output_size(box, size, scale):
   assert frames.decode_scale((WIDTH, HEIGHT), box, size) == scale
 

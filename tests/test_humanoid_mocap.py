@@ -89,7 +89,7 @@ def test_splits_counts_and_video_table(tiny):
     expected_first = 0
     for video, first, num_frames in table[split]:
       assert first == expected_first
-      np.testing.assert_array_equal(data[split]['video'][first:first + num_frames], video)
+      np.testing.assert_array_equal(data[split]['video'][first : first + num_frames], video)
       expected_first += num_frames
     assert expected_first == count
   assert [len(table[split]) for split in humanoid_mocap.SPLITS] == [2, 1, 1]
@@ -180,8 +180,7 @@ def test_body_box_of_a_video_covers_every_frame():
   left[30:70, 20:40] = 255
   right[30:70, 60:80] = 255
   # Together they span columns 20..79 and rows 30..69: a 60-pixel side, scaled by 1.15 about (50, 50).
-  np.testing.assert_allclose(humanoid_mocap.body_box(np.stack([left, right]), 100), [15.5, 15.5, 84.5, 84.5],
-                             rtol=1e-6)
+  np.testing.assert_allclose(humanoid_mocap.body_box(np.stack([left, right]), 100), [15.5, 15.5, 84.5, 84.5], rtol=1e-6)
 
 
 def test_joints_inside_frame_and_on_the_body(tiny):
@@ -246,7 +245,7 @@ def test_consecutive_frames_move(tiny):
   for split in humanoid_mocap.SPLITS:
     joints = data[split]['joints']
     for _, first, num_frames in builder.info.metadata['videos'][split]:
-      steps = np.abs(np.diff(joints[first:first + num_frames], axis=0)).max(axis=(1, 2))
+      steps = np.abs(np.diff(joints[first : first + num_frames], axis=0)).max(axis=(1, 2))
       assert np.all(steps > 0.05)
 
 

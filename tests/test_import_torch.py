@@ -6,11 +6,12 @@ import jax
 import numpy as np
 import pytest
 
-from landmarks_jax import checkpoints
 from landmarks_jax import import_torch
-from landmarks_jax.original_checkpoints import weight_mapping
 from landmarks_jax.model.discriminator import MultiscaleDiscriminator
 from landmarks_jax.model.landmark_model import model_from_config
+from landmarks_jax.training import checkpoints
+from landmarks_jax.weights.original_checkpoints import weight_mapping
+
 from reference_weights import REFERENCE
 from reference_weights import float64
 from reference_weights import load_reference
@@ -55,12 +56,13 @@ def test_imported_workdir_reproduces_the_original(reference, original_files, tmp
   assert meta['step'] == 0 and meta['imported_from'] == original_files['model']
   assert checkpoints.read_config(workdir).n_landmarks == config.n_landmarks
   with jax.enable_x64(True):  # float64, as in the parity test, so float32 rounding is not what is measured
-    outputs = model_from_config(config).apply(float64(state['generator']), float64(nhwc(reference['input_a'])),
-                                              float64(nhwc(reference['input_b'])))
+    outputs = model_from_config(config).apply(
+      float64(state['generator']), float64(nhwc(reference['input_a'])), float64(nhwc(reference['input_b']))
+    )
     logits = MultiscaleDiscriminator(config.ndf, config.n_layers_D, config.num_D).apply(
-        float64(state['discriminator']), float64(nhwc(reference['out/reconstruction'])))
-  assert relative_error(np.transpose(outputs['reconstruction'], (0, 3, 1, 2)),
-                        reference['out/reconstruction']) <= 1e-4
+      float64(state['discriminator']), float64(nhwc(reference['out/reconstruction']))
+    )
+  assert relative_error(np.transpose(outputs['reconstruction'], (0, 3, 1, 2)), reference['out/reconstruction']) <= 1e-4
   assert relative_error(np.transpose(logits[0], (0, 3, 1, 2)), reference['out_discriminator/0/0']) <= 1e-4
 
 

@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from landmarks_jax import config_checks
-from landmarks_jax import input_pipeline
 from landmarks_jax.configs import default
+from landmarks_jax.data import input_pipeline
+from landmarks_jax.training import config_checks
 
 WIDTH, HEIGHT = 30, 24
 NUM_JOINTS = 3
@@ -38,15 +38,14 @@ def make_fake_source(with_mask=True):
       pixels = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
       shift = len(source) % 3
       record = {
-          # Every third frame is a JPEG like BBC Pose, the others PNG like the mocap renders.
-          'image': _encode(pixels, 'JPEG' if len(source) % 3 == 2 else 'PNG'),
-          'video': np.int32(video),
-          'frame': np.int32(10 * frame_index + 1),
-          'frame_index': np.int32(frame_index),
-          'joints': rng.uniform(0, [WIDTH, HEIGHT], (NUM_JOINTS, 2)).astype(np.float32),
-          'train_box': np.array([TRAIN_BOX[0] + shift, TRAIN_BOX[1], TRAIN_BOX[2], TRAIN_BOX[3] + shift],
-                                np.float32),
-          'eval_box': np.array([1.0, 0.5, WIDTH - 1.5, HEIGHT], np.float32),
+        # Every third frame is a JPEG like BBC Pose, the others PNG like the mocap renders.
+        'image': _encode(pixels, 'JPEG' if len(source) % 3 == 2 else 'PNG'),
+        'video': np.int32(video),
+        'frame': np.int32(10 * frame_index + 1),
+        'frame_index': np.int32(frame_index),
+        'joints': rng.uniform(0, [WIDTH, HEIGHT], (NUM_JOINTS, 2)).astype(np.float32),
+        'train_box': np.array([TRAIN_BOX[0] + shift, TRAIN_BOX[1], TRAIN_BOX[2], TRAIN_BOX[3] + shift], np.float32),
+        'eval_box': np.array([1.0, 0.5, WIDTH - 1.5, HEIGHT], np.float32),
       }
       if with_mask:
         mask = np.where(rng.random((HEIGHT, WIDTH)) < 0.5, 255, 0).astype(np.uint8)
@@ -241,7 +240,7 @@ def test_epoch_visits_each_record_at_most_once_and_drops_the_remainder():
   per_epoch = NUM_RECORDS // global_batch
   batches = train(config, 2 * per_epoch, num_local_devices=2)
   for epoch in range(2):
-    indices = np.concatenate([b['index'].ravel() for b in batches[epoch * per_epoch:(epoch + 1) * per_epoch]])
+    indices = np.concatenate([b['index'].ravel() for b in batches[epoch * per_epoch : (epoch + 1) * per_epoch]])
     assert len(indices) == per_epoch * global_batch == len(set(indices.tolist()))
   first = np.concatenate([b['index'].ravel() for b in batches[:per_epoch]])
   second = np.concatenate([b['index'].ravel() for b in batches[per_epoch:]])
@@ -295,8 +294,7 @@ def test_flip_probability_one_mirrors_frames_and_negates_x():
     mask = expected_crop(decoded(record, 'L'), box, size, flip=True)
     np.testing.assert_array_equal(flipped['mask'][k, ..., 0], mask)
     # Mirroring commutes with the symmetric bilinear filter up to one grey level of rounding.
-    np.testing.assert_allclose(flipped['target'][k].astype(int), unflipped['target'][k][:, ::-1].astype(int),
-                               atol=1)
+    np.testing.assert_allclose(flipped['target'][k].astype(int), unflipped['target'][k][:, ::-1].astype(int), atol=1)
   np.testing.assert_allclose(flipped['joints'][..., 0], -unflipped['joints'][..., 0])
   np.testing.assert_array_equal(flipped['joints'][..., 1], unflipped['joints'][..., 1])
 
@@ -319,14 +317,15 @@ def test_flip_probability_zero_never_flips_and_half_flips_some():
 def test_dataset_smaller_than_a_global_batch_is_an_error():
   config = make_config(batch_size=NUM_RECORDS)
   with pytest.raises(ValueError, match='fewer than one global batch'):
-    input_pipeline.train_batches(config, SOURCE, VIDEOS, num_local_devices=2, process_index=0,
-                                 process_count=1)
+    input_pipeline.train_batches(config, SOURCE, VIDEOS, num_local_devices=2, process_index=0, process_count=1)
 
 
 def test_source_without_masks_yields_no_mask():
   source, videos = make_fake_source(with_mask=False)
-  batch = take(input_pipeline.train_batches(make_config(), source, videos, num_local_devices=1,
-                                            process_index=0, process_count=1), 1)[0]
+  batch = take(
+    input_pipeline.train_batches(make_config(), source, videos, num_local_devices=1, process_index=0, process_count=1),
+    1,
+  )[0]
   assert 'mask' not in batch and batch['target'].shape == (1, 2, 16, 16, 3)
 
 
@@ -339,9 +338,13 @@ def test_eval_batches_cover_every_record_once_with_padding(process_count):
   config = make_config()
   per_process = []
   for process_index in range(process_count):
-    per_process.append(take_all(input_pipeline.eval_batches(
-        config, SOURCE, num_local_devices=2, process_index=process_index, process_count=process_count,
-        batch_size=3)))
+    per_process.append(
+      take_all(
+        input_pipeline.eval_batches(
+          config, SOURCE, num_local_devices=2, process_index=process_index, process_count=process_count, batch_size=3
+        )
+      )
+    )
   assert len({len(batches) for batches in per_process}) == 1  # Same number of batches everywhere.
   valid_indices = []
   for batches in per_process:
@@ -359,23 +362,27 @@ def test_eval_batches_cover_every_record_once_with_padding(process_count):
 
 def test_eval_example_fields():
   config = make_config()
-  batch = flat(take(input_pipeline.eval_batches(config, SOURCE, num_local_devices=1, process_index=0,
-                                                process_count=1), 2)[1])
+  batch = flat(
+    take(input_pipeline.eval_batches(config, SOURCE, num_local_devices=1, process_index=0, process_count=1), 2)[1]
+  )
   for k, record in enumerate(batch['index']):
     example = SOURCE[record]
     np.testing.assert_array_equal(batch['joints'][k], example['joints'])
     np.testing.assert_array_equal(batch['box'][k], example['eval_box'])
     assert (batch['video'][k], batch['frame'][k]) == (example['video'], example['frame'])
-    np.testing.assert_array_equal(batch['image'][k], expected_crop(decoded(record), example['eval_box'], 16)
-                                 )
-    np.testing.assert_array_equal(batch['mask'][k, ..., 0],
-                                  expected_crop(decoded(record, 'L'), example['eval_box'], 16))
+    np.testing.assert_array_equal(batch['image'][k], expected_crop(decoded(record), example['eval_box'], 16))
+    np.testing.assert_array_equal(
+      batch['mask'][k, ..., 0], expected_crop(decoded(record, 'L'), example['eval_box'], 16)
+    )
 
 
 def test_eval_batches_leading_frames_per_video():
   config = make_config()
-  batches = take_all(input_pipeline.eval_batches(config, SOURCE, num_local_devices=1, process_index=0,
-                                                 process_count=1, frames_per_video=2, videos=VIDEOS))
+  batches = take_all(
+    input_pipeline.eval_batches(
+      config, SOURCE, num_local_devices=1, process_index=0, process_count=1, frames_per_video=2, videos=VIDEOS
+    )
+  )
   indices = np.concatenate([b['index'].ravel()[b['valid'].ravel()] for b in batches])
   expected = [first + k for _, first, n in VIDEOS for k in range(min(2, n))]
   np.testing.assert_array_equal(indices, expected)
@@ -385,9 +392,16 @@ def test_validation_batches_are_deterministic_and_cover_leading_frames():
   config = make_config(flip_probability=0.5)
 
   def run(seed, process_index=0, process_count=1):
-    return take_all(input_pipeline.validation_batches(
-        make_config(flip_probability=0.5, seed=seed), SOURCE, VIDEOS, num_local_devices=1,
-        process_index=process_index, process_count=process_count))
+    return take_all(
+      input_pipeline.validation_batches(
+        make_config(flip_probability=0.5, seed=seed),
+        SOURCE,
+        VIDEOS,
+        num_local_devices=1,
+        process_index=process_index,
+        process_count=process_count,
+      )
+    )
 
   first, again = run(0), run(5)  # The run's seed does not change the validation pairs.
   assert len(first) == len(again)
@@ -395,8 +409,7 @@ def test_validation_batches_are_deterministic_and_cover_leading_frames():
     for key in a:
       np.testing.assert_array_equal(a[key], b[key])
   indices = np.concatenate([b['index'].ravel()[b['valid'].ravel()] for b in first])
-  np.testing.assert_array_equal(indices, input_pipeline.select_records(NUM_RECORDS, VIDEOS,
-                                                                       val_frac=config.val_frac))
+  np.testing.assert_array_equal(indices, input_pipeline.select_records(NUM_RECORDS, VIDEOS, val_frac=config.val_frac))
   for batch in first:
     assert set(batch) >= {'target', 'input_temporal', 'joints', 'mask', 'index', 'video', 'valid'}
     for record, partner in zip(batch['index'].ravel(), batch['temporal_index'].ravel()):
@@ -423,8 +436,7 @@ def test_decoding_error_names_the_record_video_and_frame():
   bad = 11
   source[bad] = dict(source[bad], image=b'not an image')
   with pytest.raises(input_pipeline.RecordError) as error:
-    take_all(input_pipeline.eval_batches(make_config(), source, num_local_devices=1, process_index=0,
-                                         process_count=1))
+    take_all(input_pipeline.eval_batches(make_config(), source, num_local_devices=1, process_index=0, process_count=1))
   message = str(error.value)
   assert f'record {bad}' in message
   assert f'video {VIDEO_OF[bad]}' in message and f'frame {int(SOURCE[bad]["frame"])}' in message
@@ -441,15 +453,20 @@ def test_batches_do_not_depend_on_the_number_of_worker_processes():
 def test_a_bad_record_read_by_a_worker_process_is_named():
   source = [dict(record, image=b'not an image') for record in SOURCE]
   with pytest.raises(Exception) as error:
-    take(input_pipeline.train_batches(make_config(num_workers=1), source, VIDEOS, num_local_devices=1,
-                                      process_index=0, process_count=1), 1)
+    take(
+      input_pipeline.train_batches(
+        make_config(num_workers=1), source, VIDEOS, num_local_devices=1, process_index=0, process_count=1
+      ),
+      1,
+    )
   assert isinstance(error.value, input_pipeline.RecordError), type(error.value)
   assert 'Cannot decode or crop record' in str(error.value) and 'video' in str(error.value)
 
 
 def test_close_stops_the_worker_processes():
-  iterator = input_pipeline.train_batches(make_config(num_workers=2), SOURCE, VIDEOS, num_local_devices=1,
-                                          process_index=0, process_count=1)
+  iterator = input_pipeline.train_batches(
+    make_config(num_workers=2), SOURCE, VIDEOS, num_local_devices=1, process_index=0, process_count=1
+  )
   next(iterator)
   assert multiprocessing.active_children()
   iterator.close()
@@ -463,36 +480,41 @@ def test_close_stops_the_worker_processes():
 
 def test_interpreter_exits_with_an_unclosed_endless_iterator():
   script = (
-      'import sys; sys.path.insert(0, "tests")\n'
-      'import test_input_pipeline as t\n'
-      'from landmarks_jax import input_pipeline\n'
-      'it = input_pipeline.train_batches(t.make_config(num_workers=2), t.SOURCE, t.VIDEOS, num_local_devices=1, '
-      'process_index=0, process_count=1)\n'
-      'next(it)\n'
-      'print("done")\n')
+    'import sys; sys.path.insert(0, "tests")\n'
+    'import test_input_pipeline as t\n'
+    'from landmarks_jax.data import input_pipeline\n'
+    'it = input_pipeline.train_batches(t.make_config(num_workers=2), t.SOURCE, t.VIDEOS, num_local_devices=1, '
+    'process_index=0, process_count=1)\n'
+    'next(it)\n'
+    'print("done")\n'
+  )
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=60)
   assert result.returncode == 0, result.stderr
   assert 'done' in result.stdout
 
 
 def test_importing_the_pipeline_pulls_no_jax_or_tensorflow():
-  script = ('import sys\nimport landmarks_jax.input_pipeline\n'
-            'print(sorted(m for m in ("jax", "tensorflow", "tensorflow_datasets") if m in sys.modules))\n')
+  script = (
+    'import sys\nimport landmarks_jax.data.input_pipeline\n'
+    'print(sorted(m for m in ("jax", "tensorflow", "tensorflow_datasets") if m in sys.modules))\n'
+  )
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=60)
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == '[]'
 
 
-@pytest.mark.parametrize('option, value, message', [
+@pytest.mark.parametrize(
+  'option, value, message',
+  [
     ('seed', -1, 'seed must be non-negative'),
     ('flip_probability', 1.5, r'flip_probability must lie in \[0, 1\]'),
     ('temporal_range', (5, 5), r'temporal_range must be \(min, max\) with 0 <= min < max'),
     ('num_workers', -2, 'num_workers must be 0'),
-])
+  ],
+)
 def test_pair_options_are_checked_before_any_pair_is_drawn(option, value, message):
   config = make_config(**{option: value})
   with pytest.raises(config_checks.ConfigError, match=message):
     input_pipeline.train_batches(config, SOURCE, VIDEOS, num_local_devices=1, process_index=0, process_count=1)
   with pytest.raises(config_checks.ConfigError, match=message):
-    input_pipeline.validation_batches(config, SOURCE, VIDEOS, num_local_devices=1, process_index=0,
-                                      process_count=1)
+    input_pipeline.validation_batches(config, SOURCE, VIDEOS, num_local_devices=1, process_index=0, process_count=1)

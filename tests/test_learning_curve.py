@@ -11,15 +11,27 @@ import pytest
 from landmarks_jax import learning_curve
 from landmarks_jax.evaluation import landmark_eval
 
-JOINTS = ('root', 'right_knee', 'right_ankle', 'right_elbow', 'right_wrist', 'left_knee', 'left_ankle',
-          'left_elbow', 'left_wrist')
+JOINTS = (
+  'root',
+  'right_knee',
+  'right_ankle',
+  'right_elbow',
+  'right_wrist',
+  'left_knee',
+  'left_ankle',
+  'left_elbow',
+  'left_wrist',
+)
 STEPS = (500, 2000, 10000)  # in text order, 10000 would come before 2000
 
 
 def _joint_result(error, pck, per_joint=None):
   per_joint = per_joint or {name: error for name in JOINTS}
-  return {'pck': {'0.05': pck / 2, '0.1': pck, '0.2': min(1.0, 1.5 * pck)},
-          'mean_pixel_error': float(np.mean(list(per_joint.values()))), 'per_joint_pixel_error': per_joint}
+  return {
+    'pck': {'0.05': pck / 2, '0.1': pck, '0.2': min(1.0, 1.5 * pck)},
+    'mean_pixel_error': float(np.mean(list(per_joint.values()))),
+    'per_joint_pixel_error': per_joint,
+  }
 
 
 def _metrics(step, ratio, pck, iou):
@@ -60,10 +72,18 @@ def test_table_has_a_row_per_step_then_the_floors(history_dir):
   assert all(metrics['dataset_seed'] == 0 for metrics in history)  # another seed's subjects are not the curve
   assert unreadable == ['step_12000.json']
   header, rows = _cells(learning_curve.table(history))
-  assert header[:7] == ['step', 'test error / mean pose', 'validation error / mean pose', 'test PCK@0.1',
-                        'validation PCK@0.1', 'test mask IoU', 'validation mask IoU']
-  assert header[7:] == [f'{side} {part} (test, px)' for part in ('knee', 'ankle', 'elbow', 'wrist')
-                        for side in ('right', 'left')]
+  assert header[:7] == [
+    'step',
+    'test error / mean pose',
+    'validation error / mean pose',
+    'test PCK@0.1',
+    'validation PCK@0.1',
+    'test mask IoU',
+    'validation mask IoU',
+  ]
+  assert header[7:] == [
+    f'{side} {part} (test, px)' for part in ('knee', 'ankle', 'elbow', 'wrist') for side in ('right', 'left')
+  ]
   assert list(rows) == ['500', '2000', '10000', 'mean pose', 'bounding box']
   assert rows['2000'][:6] == ['0.700', '0.750', '60.0%', '65.0%', '0.200', '0.250']
   # Test errors: 20 x 0.7 plus the joint's index in JOINTS (right knee 1, left knee 5, right ankle 2, ...).
@@ -89,7 +109,7 @@ def test_a_folder_without_the_curve_is_explained(tmp_path):
 def _near(picture, point, color, reach=2):
   """Whether `color` is within `reach` pixels of `point` on the picture."""
   column, row = (int(round(v)) for v in point)
-  patch = picture[row - reach:row + reach + 1, column - reach:column + reach + 1]
+  patch = picture[row - reach : row + reach + 1, column - reach : column + reach + 1]
   return bool(np.all(patch == color, axis=-1).any())
 
 
@@ -114,11 +134,15 @@ def test_plot_draws_each_series_at_its_values(history_dir, tmp_path):
   assert _near(picture, middle, test)
   # The floors are dashed lines across the panel: the mean pose's at 1, the bounding box's at its ratio.
   left, _, right, _ = ratios.box
-  for value, color in ((1.0, learning_curve.FLOOR_COLOR), (0.8, learning_curve.BOX_COLORS['test']),
-                       (0.85, learning_curve.BOX_COLORS['validation'])):
+  for value, color in (
+    (1.0, learning_curve.FLOOR_COLOR),
+    (0.8, learning_curve.BOX_COLORS['test']),
+    (0.85, learning_curve.BOX_COLORS['validation']),
+  ):
     row = int(round(ratios.to_pixel(STEPS[0], value)[1]))
-    dashes = np.all(picture[row - 1:row + 2, left + 2:right - 2] == color, axis=-1).any(axis=0)
+    dashes = np.all(picture[row - 1 : row + 2, left + 2 : right - 2] == color, axis=-1).any(axis=0)
     assert 0.3 < dashes.mean() < 0.7  # dashes and gaps
+
 
 def test_command_prints_the_table_and_draws_the_workdir_plot(history_dir):
   workdir = history_dir.parent.parent

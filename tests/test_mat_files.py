@@ -58,11 +58,16 @@ def test_unreadable_files_are_explained(tmp_path):
 def test_reads_toolkit_annotations(tmp_path):
   joints = _predictions()[:3]
   path = str(tmp_path / 'results.mat')
-  scipy.io.savemat(path, {'results': {
-      'gt': joints.transpose(2, 1, 0),
-      'frameIDs': np.array([[11, 52, 9]]),
-      'videoIDs': np.array([[16, 16, 17]]),
-  }})
+  scipy.io.savemat(
+    path,
+    {
+      'results': {
+        'gt': joints.transpose(2, 1, 0),
+        'frameIDs': np.array([[11, 52, 9]]),
+        'videoIDs': np.array([[16, 16, 17]]),
+      }
+    },
+  )
   results = mat_files.read_bbc_results(path)
   np.testing.assert_array_equal(results['joints'], joints)
   np.testing.assert_array_equal(results['frame'], [11, 52, 9])

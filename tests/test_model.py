@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax import config_checks
 from landmarks_jax.configs import bbc
 from landmarks_jax.configs import humanoid_mocap as humanoid_mocap_config
 from landmarks_jax.configs import test as test_config
@@ -18,17 +17,17 @@ from landmarks_jax.model import spectral_norm
 from landmarks_jax.model import vgg
 from landmarks_jax.model.discriminator import MultiscaleDiscriminator
 from landmarks_jax.model.landmark_model import model_from_config
+from landmarks_jax.training import config_checks
 
 
 def count_params(variables):
   return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables['params']))
 
 
-@pytest.mark.parametrize('use_fg_bg_mask, low_res_mask, expected', [
-    (False, False, 20_589_881),
-    (True, False, 31_636_957),
-    (True, True, 31_587_613),
-])
+@pytest.mark.parametrize(
+  'use_fg_bg_mask, low_res_mask, expected',
+  [(False, False, 20_589_881), (True, False, 31_636_957), (True, True, 31_587_613)],
+)
 def test_generator_parameter_counts_equal_the_original(use_fg_bg_mask, low_res_mask, expected):
   config = bbc.get_config()
   config.use_fg_bg_mask, config.low_res_mask = use_fg_bg_mask, low_res_mask
@@ -98,8 +97,9 @@ def test_spectral_norm_iterates_only_in_training():
   np.testing.assert_array_equal(updates['spectral']['u'], variables['spectral']['u'])
   u, v = (np.asarray(variables['spectral'][k]) for k in 'uv')
   sigma = u @ matrix @ v
-  expected = jax.lax.conv_general_dilated(x, kernel / sigma, (1, 1), ((1, 1), (1, 1)),
-                                          dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  expected = jax.lax.conv_general_dilated(
+    x, kernel / sigma, (1, 1), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
   np.testing.assert_allclose(y_eval, expected + variables['params']['bias'], rtol=1e-5, atol=1e-6)
 
   state = variables
@@ -159,13 +159,15 @@ def test_gaussian_mask_is_the_union_of_the_landmark_gaussians_and_has_no_network
   union = np.max(np.asarray(out['input_a_gauss_maps']), axis=-1, keepdims=True)
   np.testing.assert_allclose(out['input_a_fg_mask'], union, rtol=1e-6)
   assert union.max() - union.min() > 0.3  # the mask varies over the image, so the check has teeth
-  blend = (np.asarray(out['background_recon']) * (1 - union) + np.asarray(out['decoded_foreground']) * union)
+  blend = np.asarray(out['background_recon']) * (1 - union) + np.asarray(out['decoded_foreground']) * union
   np.testing.assert_allclose(out['reconstruction'], blend, atol=1e-5)
   encoded = jax.jit(lambda v, x: model.apply(v, x, with_mask=True))(variables, a)
   np.testing.assert_allclose(encoded['input_a_fg_mask'], union, atol=1e-5)
 
 
-@pytest.mark.parametrize('name, value, message', [
+@pytest.mark.parametrize(
+  'name, value, message',
+  [
     ('img_size', 72, 'multiple of 16'),
     ('img_size', 0, 'multiple of 16'),
     ('n_landmarks', 0, 'n_landmarks'),
@@ -178,7 +180,8 @@ def test_gaussian_mask_is_the_union_of_the_landmark_gaussians_and_has_no_network
     ('use_fg_bg_mask', False, 'gaussian_fg_mask'),
     ('time_limit_minutes', -1.0, 'time_limit_minutes'),
     ('model', 'UNet', 'model must be one of'),
-])
+  ],
+)
 def test_config_checks_name_the_problem(name, value, message):
   config = test_config.get_config()
   config.gaussian_fg_mask = name in ('low_res_mask', 'use_fg_bg_mask')

@@ -11,18 +11,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import convolution_cases
+from landmarks_jax.cpu import banded_gradient
+from landmarks_jax.cpu import kernels
+from landmarks_jax.cpu import onednn_convolution
 from landmarks_jax.model import convolution
-from landmarks_jax.model import onednn_convolution
 
-FORWARD, INPUT_GRADIENT, KERNEL_GRADIENT = (onednn_convolution.target_name(target)
-                                            for target in onednn_convolution.TARGETS)
-needs_onednn = pytest.mark.skipif(not onednn_convolution.supports(jnp.float32),
-                                  reason='oneDNN convolutions are not built here')
+import convolution_cases
+
+FORWARD, INPUT_GRADIENT, KERNEL_GRADIENT = (
+  onednn_convolution.target_name(target) for target in onednn_convolution.TARGETS
+)
+needs_onednn = pytest.mark.skipif(
+  not onednn_convolution.supports(jnp.float32), reason='oneDNN convolutions are not built here'
+)
 
 
 def xla_conv(stride, padding):
-  return lambda x, w: convolution._xla_conv(x, w, stride, padding)  # pylint: disable=protected-access
+  return lambda x, w: banded_gradient.xla_conv2d(x, w, stride, padding)  # pylint: disable=protected-access
 
 
 def random_case(shape, kernel, dtype=jnp.float32):
@@ -127,13 +132,8 @@ def test_vmap_over_images_and_over_kernels_equals_xla():
 def test_the_networks_convolve_with_onednn_on_cpus_and_with_xla_when_counting_flops():
   x, w = random_case((1, 8, 8, 2, 3), 3)
   assert FORWARD in str(jax.make_jaxpr(lambda x, w: convolution.conv2d(x, w, 1, 1))(x, w))
-  with convolution.xla_convolutions():
+  with kernels.plain_xla():
     assert FORWARD not in str(jax.make_jaxpr(lambda x, w: convolution.conv2d(x, w, 1, 1))(x, w))
-
-
-def test_the_environment_variable_turns_it_off(monkeypatch):
-  monkeypatch.setenv(onednn_convolution.DISABLE_VARIABLE, '0')
-  assert not onednn_convolution._registered.__wrapped__()  # pylint: disable=protected-access
 
 
 @needs_onednn
@@ -142,9 +142,24 @@ def test_kernel_gradients_from_blocked_layouts_equal_xla():
   # makes this processor one such, in a process of its own (oneDNN reads it once).
   environ = dict(os.environ, ONEDNN_MAX_CPU_ISA='AVX2', ONEDNN_VERBOSE='1')
   finished = subprocess.run(
-      [sys.executable, '-m', 'pytest', '-q', '-s', '-n', '0', '-p', 'no:cacheprovider',
-       f'{__file__}::test_forward_and_both_gradients_equal_xla'],
-      env=environ, capture_output=True, text=True, check=False, cwd=os.path.dirname(__file__))
+    [
+      sys.executable,
+      '-m',
+      'pytest',
+      '-q',
+      '-s',
+      '-n',
+      '0',
+      '-p',
+      'no:cacheprovider',
+      f'{__file__}::test_forward_and_both_gradients_equal_xla',
+    ],
+    env=environ,
+    capture_output=True,
+    text=True,
+    check=False,
+    cwd=os.path.dirname(__file__),
+  )
   assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
   kernel_gradients = [line for line in finished.stdout.splitlines() if ',backward_weights,' in line]
   assert any('src_f32::blocked:acdb' not in line for line in kernel_gradients), finished.stdout[-3000:]

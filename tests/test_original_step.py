@@ -5,13 +5,13 @@ is tested is the plumbing (import by path, the subprocess, its environment and r
 
 import pytest
 
-from landmarks_jax import host_allocator
-from landmarks_jax import original_step
+from landmarks_jax.bench import original_step
 from landmarks_jax.configs import bbc
+from landmarks_jax.cpu import host_allocator
 
 pytest.importorskip('torch')
 
-MODEL = '''
+MODEL = """
 import torch
 
 
@@ -24,8 +24,8 @@ class PartFactorizedModel(torch.nn.Module):
 
   def forward(self, input_a, input_b):
     return {'reconstruction': self.conv(input_a) + input_b}
-'''
-LOSSES = '''
+"""
+LOSSES = """
 import torch
 
 
@@ -35,7 +35,7 @@ class Vgg19PerceptualLoss(torch.nn.Module):
 
   def forward(self, prediction, target):
     return ((prediction - target) ** 2).mean()
-'''
+"""
 
 
 @pytest.fixture(scope='module')
@@ -56,8 +56,7 @@ def tiny_config():
 
 @pytest.mark.parametrize('malloc', original_step.MALLOC_CHOICES)
 def test_the_step_runs_apart_with_the_malloc_settings_asked_for(checkout, malloc):
-  result = original_step.time_in_subprocess(checkout, tiny_config(), batch_size=2, num_steps=2, malloc=malloc,
-                                            warmup=3)
+  result = original_step.time_in_subprocess(checkout, tiny_config(), batch_size=2, num_steps=2, malloc=malloc, warmup=3)
   assert len(result['step_seconds']) == 2 and result['median_step_seconds'] > 0
   assert result['warmup_steps'] == 3
   # 'ours' runs the original as this process runs: with the settings where this process has them.

@@ -1,8 +1,9 @@
 """The original and ours trained on the same pairs for two steps of the tiny dataset, and scored alike.
 
 Needs the `torch` extra and a checkout of the original named by $LANDMARKS_JAX_ORIGINAL; skipped without them
-(it trains and evaluates both sides, about a minute on 2 cores). What is checked: the original was fed exactly the records and partners our
-step trained on, at our parameter count; its weights moved; both runs' scores are in range and tabulated.
+(it trains and evaluates both sides, about a minute on 2 cores). What is checked: the original was fed exactly
+the records and partners our step trained on, at our parameter count; its weights moved; both runs' scores are
+in range and tabulated.
 """
 
 import json
@@ -11,10 +12,10 @@ import os
 import numpy as np
 import pytest
 
-from landmarks_jax import original_step
-from landmarks_jax import peer_training
-from landmarks_jax import train_step
+from landmarks_jax.bench import original_step
+from landmarks_jax.bench import peer_training
 from landmarks_jax.configs import test as test_config
+from landmarks_jax.training import train_step
 
 torch = pytest.importorskip('torch')
 
@@ -53,8 +54,7 @@ def comparison(checkout, tiny_mocap_data_dir, tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(train_step, 'make_p_train_step', recording_step)
     workdir = str(tmp_path_factory.mktemp('peer'))
-    report = peer_training.compare(config, checkout, workdir, NUM_STEPS, seeds=[0], original_seeds=[0],
-                                   pictures=False)
+    report = peer_training.compare(config, checkout, workdir, NUM_STEPS, seeds=[0], original_seeds=[0], pictures=False)
   return config, workdir, report, trained_on
 
 
@@ -85,8 +85,7 @@ def test_both_are_scored_by_our_evaluation(comparison):
     for split in ('test', 'validation'):
       scores = run[split]
       assert 0 < scores['error_ratio'] < 10 and 0 <= scores['pck_0.1'] <= 1 and 0 <= scores['mask_iou'] <= 1
-      assert set(scores['per_joint_pixel_error']) == set(report['summary']['mean_pose'][split][
-          'per_joint_pixel_error'])
+      assert set(scores['per_joint_pixel_error']) == set(report['summary']['mean_pose'][split]['per_joint_pixel_error'])
   with open(os.path.join(workdir, 'original_seed0', 'eval', 'metrics.json'), encoding='utf-8') as f:
     assert json.load(f)['step'] == NUM_STEPS
   with open(os.path.join(workdir, peer_training.REPORT_FILE), encoding='utf-8') as f:
@@ -97,6 +96,7 @@ def test_both_are_scored_by_our_evaluation(comparison):
 
 def test_the_embedded_defaults_widths_and_gaussian_mask_are_built_from_the_originals_classes(checkout):
   from landmarks_jax.configs import humanoid_mocap  # pylint: disable=g-import-not-at-top
+
   config = humanoid_mocap.get_config()
   config.use_vgg = False  # the perceptual network plays no part in the sizes
   training, replaced = peer_training.build_original(checkout, config, seed=0)

@@ -1,8 +1,8 @@
 """Tests for the evaluation pictures."""
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from landmarks_jax import pictures
 
@@ -13,9 +13,20 @@ def test_palette_deals_label_bits_to_red_green_blue():
   palette = pictures.landmark_palette(9)
   assert palette.dtype == np.uint8
   # Labels 1..9: bits 0/1/2 set the top bit of r/g/b, bits 3/4/5 the next one.
-  np.testing.assert_array_equal(palette, [
-      [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128], [0, 128, 128], [128, 128, 128],
-      [64, 0, 0], [192, 0, 0]])
+  np.testing.assert_array_equal(
+    palette,
+    [
+      [128, 0, 0],
+      [0, 128, 0],
+      [128, 128, 0],
+      [0, 0, 128],
+      [128, 0, 128],
+      [0, 128, 128],
+      [128, 128, 128],
+      [64, 0, 0],
+      [192, 0, 0],
+    ],
+  )
 
 
 def test_to_uint8_image_maps_minus_one_to_black_and_one_to_white():
@@ -48,8 +59,7 @@ def test_joints_go_through_the_crop_box_with_a_skeleton():
   # Box (100, 200)-(164, 264) is 64 px wide, shown on 32 px: frame pixel (150, 250) -> tile (25, 25),
   # (108, 208) -> (4, 4) and (148, 208) -> (24, 4).
   joints = np.array([[150.0, 250.0], [108.0, 208.0], [148.0, 208.0]])
-  out = pictures.draw_frame(BLACK_FRAME, joints_px=joints, box=[100.0, 200.0, 164.0, 264.0],
-                            skeleton=[(1, 2)])
+  out = pictures.draw_frame(BLACK_FRAME, joints_px=joints, box=[100.0, 200.0, 164.0, 264.0], skeleton=[(1, 2)])
   colors = pictures.joint_colors(3)
   np.testing.assert_array_equal(out[25, 25], colors[0])
   np.testing.assert_array_equal(out[4, 4], colors[1])

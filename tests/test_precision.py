@@ -6,10 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax.original_checkpoints import weight_mapping
-from landmarks_jax.model import convolution
+from landmarks_jax.cpu import kernels
 from landmarks_jax.model import gaussians
 from landmarks_jax.model.landmark_model import model_from_config
+from landmarks_jax.weights.original_checkpoints import weight_mapping
+
 from reference_weights import REFERENCE
 from reference_weights import load_reference
 from reference_weights import nhwc
@@ -20,7 +21,7 @@ from reference_weights import split_prefix
 
 def _conv_dtypes(fn, *args):
   """The operand dtypes of every convolution in fn's program (traced as XLA's convolutions, not oneDNN's calls)."""
-  with convolution.xla_convolutions():
+  with kernels.plain_xla():
     jaxpr = jax.make_jaxpr(fn)(*args)
   found = []
 

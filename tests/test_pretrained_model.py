@@ -5,12 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
+from test_video_folder import write_video  # pylint: disable=g-bad-import-order
 
-from landmarks_jax import checkpoints
 from landmarks_jax import evaluate
 from landmarks_jax import predict
 from landmarks_jax.evaluation import landmark_eval
-from test_video_folder import write_video  # pylint: disable=g-bad-import-order
+from landmarks_jax.training import checkpoints
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'pretrained', 'humanoid_mocap')
 pytestmark = pytest.mark.skipif(not os.path.isdir(SHIPPED), reason=f'no {SHIPPED}')

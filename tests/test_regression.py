@@ -52,8 +52,7 @@ def test_underdetermined_fit_gives_the_minimum_norm_solution():
 def test_apply_multiplies_by_the_weights():
   features = np.array([[1.0, 2.0], [3.0, -1.0]])
   weights = np.array([[1.0, 0.0, 2.0], [0.5, 1.0, -1.0]])
-  np.testing.assert_allclose(regression.apply_linear_map(features, weights),
-                             [[2.0, 2.0, 0.0], [2.5, -1.0, 7.0]])
+  np.testing.assert_allclose(regression.apply_linear_map(features, weights), [[2.0, 2.0, 0.0], [2.5, -1.0, 7.0]])
 
 
 def test_bad_inputs_are_named():

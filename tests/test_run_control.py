@@ -10,14 +10,15 @@ import threading
 import time
 
 import pytest
-
-from landmarks_jax import checkpoints
-from landmarks_jax import train
-from landmarks_jax import workdir_lock
-import subprocess_env
 from test_train import event_tags
 from test_train import listing
 from test_train import quick_config
+
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import train
+from landmarks_jax.training import workdir_lock
+
+import subprocess_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,8 +28,14 @@ class _Run:
 
   def __init__(self, command):
     self.lines = []
-    self.process = subprocess.Popen(command, cwd=REPO, env=subprocess_env.with_devices(2), text=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    self.process = subprocess.Popen(
+      command,
+      cwd=REPO,
+      env=subprocess_env.with_devices(2),
+      text=True,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+    )
     self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
     self._reader.start()
 
@@ -94,12 +101,21 @@ def _shared_memory(pids=None):
 
 
 @pytest.mark.skipif(not os.path.isdir('/dev/shm') or not os.path.isdir('/proc'), reason='needs Linux /proc, /dev/shm')
-def test_the_command_holds_its_workdir_leaves_nothing_after_kill_9_and_saves_on_sigterm(tiny_mocap_data_dir,
-                                                                                       tmp_path):
+def test_the_command_holds_its_workdir_leaves_nothing_after_kill_9_and_saves_on_sigterm(tiny_mocap_data_dir, tmp_path):
   data_dir, workdir = tiny_mocap_data_dir, str(tmp_path / 'run')
-  command = [sys.executable, '-m', 'landmarks_jax.main', f'--config={REPO}/configs/test.py', f'--workdir={workdir}',
-             f'--config.data_dir={data_dir}', '--config.eval_at_end=False', '--config.num_workers=1',
-             '--config.num_train_steps=100000', '--config.save_every_steps=2', '--config.log_every_steps=1']
+  command = [
+    sys.executable,
+    '-m',
+    'landmarks_jax.main',
+    f'--config={REPO}/configs/test.py',
+    f'--workdir={workdir}',
+    f'--config.data_dir={data_dir}',
+    '--config.eval_at_end=False',
+    '--config.num_workers=1',
+    '--config.num_train_steps=100000',
+    '--config.save_every_steps=2',
+    '--config.log_every_steps=1',
+  ]
   with _Run(command) as run:
     run.wait_for('step 3/')
     # A second run on the same workdir is refused, naming the process that holds it, and writes nothing.
@@ -134,5 +150,11 @@ def test_the_command_holds_its_workdir_leaves_nothing_after_kill_9_and_saves_on_
   assert f'Stopped by SIGTERM after step {last} of 100000, saved as checkpoint {last} in' in stderr
   assert 'Traceback' not in stderr and 'leaked shared_memory' not in stderr
   assert glob.glob(os.path.join(workdir, 'val_renders', 'step_*', '*.png'))
-  assert {'target_reconstruction_background_foreground', 'input_a_b', 'raw_heatmap', 'inputamask_inputbmask',
-          'loss_vgg', 'validation_loss'} <= event_tags(workdir)
+  assert {
+    'target_reconstruction_background_foreground',
+    'input_a_b',
+    'raw_heatmap',
+    'inputamask_inputbmask',
+    'loss_vgg',
+    'validation_loss',
+  } <= event_tags(workdir)

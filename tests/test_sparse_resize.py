@@ -8,25 +8,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax.model import native_calls
+from landmarks_jax.cpu import native_calls
+from landmarks_jax.cpu import sparse_resize
 from landmarks_jax.model import resize
-from landmarks_jax.model import sparse_resize
 
-needs_call = pytest.mark.skipif(not sparse_resize.handles(jnp.zeros((1, 2, 2, 1))),
-                                reason='the sparse resize call is not built here')
+needs_call = pytest.mark.skipif(
+  not sparse_resize.handles(jnp.zeros((1, 2, 2, 1))), reason='the sparse resize call is not built here'
+)
 
 # (input shape, the resize): the networks' (SPADE's shrinking of the landmark maps, the generator's nearest
 # shrinking and doubling, the U-Nets' align_corners doubling, the mask's quadrupling), then odd sizes.
 CASES = [
-    ((2, 16, 16, 5), lambda x: resize.resize_bilinear(x, (8, 8), align_corners=False)),
-    ((2, 16, 16, 5), lambda x: resize.resize_bilinear(x, (2, 2), align_corners=False)),
-    ((2, 32, 32, 4), lambda x: resize.resize_nearest(x, (2, 2))),
-    ((2, 8, 8, 6), lambda x: resize.upsample_bilinear(x, 2, align_corners=False)),
-    ((2, 8, 8, 6), lambda x: resize.upsample_bilinear(x, 2, align_corners=True)),
-    ((2, 4, 4, 3), lambda x: resize.upsample_bilinear(x, 4, align_corners=False)),
-    ((3, 7, 5, 3), lambda x: resize.resize_bilinear(x, (11, 4), align_corners=True)),
-    ((1, 9, 6, 2), lambda x: resize.resize_bilinear(x, (5, 13), align_corners=False)),
-    ((1, 9, 6, 2), lambda x: resize.resize_nearest(x, (4, 11))),
+  ((2, 16, 16, 5), lambda x: resize.resize_bilinear(x, (8, 8), align_corners=False)),
+  ((2, 16, 16, 5), lambda x: resize.resize_bilinear(x, (2, 2), align_corners=False)),
+  ((2, 32, 32, 4), lambda x: resize.resize_nearest(x, (2, 2))),
+  ((2, 8, 8, 6), lambda x: resize.upsample_bilinear(x, 2, align_corners=False)),
+  ((2, 8, 8, 6), lambda x: resize.upsample_bilinear(x, 2, align_corners=True)),
+  ((2, 4, 4, 3), lambda x: resize.upsample_bilinear(x, 4, align_corners=False)),
+  ((3, 7, 5, 3), lambda x: resize.resize_bilinear(x, (11, 4), align_corners=True)),
+  ((1, 9, 6, 2), lambda x: resize.resize_bilinear(x, (5, 13), align_corners=False)),
+  ((1, 9, 6, 2), lambda x: resize.resize_nearest(x, (4, 11))),
 ]
 
 
@@ -71,14 +72,16 @@ def test_vmap_equals_one_call_per_example():
   batched = jax.vmap(fn)(x)
   np.testing.assert_array_equal(batched, jnp.stack([fn(example) for example in x]))
   grads = jax.grad(lambda x: jnp.sum(jax.vmap(fn)(x) ** 2))(x)
-  np.testing.assert_allclose(grads, jnp.stack([jax.grad(lambda e: jnp.sum(fn(e) ** 2))(e) for e in x]),
-                             rtol=1e-6)
+  np.testing.assert_allclose(grads, jnp.stack([jax.grad(lambda e: jnp.sum(fn(e) ** 2))(e) for e in x]), rtol=1e-6)
 
 
 def test_a_resize_to_the_same_size_returns_its_input():
   x = jax.random.normal(jax.random.PRNGKey(0), (1, 5, 7, 2))
-  for fn in (lambda x: resize.resize_bilinear(x, (5, 7), True), lambda x: resize.resize_bilinear(x, (5, 7), False),
-             lambda x: resize.resize_nearest(x, (5, 7))):
+  for fn in (
+    lambda x: resize.resize_bilinear(x, (5, 7), True),
+    lambda x: resize.resize_bilinear(x, (5, 7), False),
+    lambda x: resize.resize_nearest(x, (5, 7)),
+  ):
     assert fn(x) is x
 
 
@@ -102,13 +105,7 @@ def test_matrices_that_do_not_fit_the_input_are_refused():
     jax.block_until_ready(sparse_resize.resize(jnp.ones((1, 6, 6, 1)), reads_past_the_end, cols))
 
 
-def test_the_environment_variable_turns_it_off(monkeypatch):
-  monkeypatch.setenv(sparse_resize.DISABLE_VARIABLE, '0')
-  assert not sparse_resize._registered.__wrapped__()  # pylint: disable=protected-access
-
-
 def test_an_extension_that_was_not_built_is_reported_and_not_registered(caplog):
   caplog.set_level('INFO')
-  assert not native_calls.register('landmarks_jax.model._never_built', {'unused': 'Unused'}, 'UNSET_VARIABLE',
-                                   'no such calls')
+  assert not native_calls.register('landmarks_jax.model._never_built', {'unused': 'Unused'}, 'no such calls')
   assert 'no such calls: landmarks_jax.model._never_built was not built' in caplog.text

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from landmarks_jax.original_checkpoints import torch_file_reader
+from landmarks_jax.weights.original_checkpoints import torch_file_reader
 
 try:
   import torch  # pylint: disable=g-import-not-at-top
@@ -94,9 +94,13 @@ LEGACY_POSITIONS = ('magic', 'protocol', 'system_info', 'object', 'storage_keys'
 
 def _legacy_file(path, hostile_position, marker):
   """An old-format torch.save file (five pickles, no storages) with a hostile pickle at one position."""
-  parts = {'magic': torch_file_reader.LEGACY_MAGIC, 'protocol': 1001,
-           'system_info': {'protocol_version': 1001, 'little_endian': True}, 'object': {'a': 1},
-           'storage_keys': []}
+  parts = {
+    'magic': torch_file_reader.LEGACY_MAGIC,
+    'protocol': 1001,
+    'system_info': {'protocol_version': 1001, 'little_endian': True},
+    'object': {'a': 1},
+    'storage_keys': [],
+  }
   parts[hostile_position] = _RunsCode(marker)
   path.write_bytes(b''.join(pickle.dumps(parts[name], protocol=2) for name in LEGACY_POSITIONS))
 
@@ -122,8 +126,9 @@ def test_no_pickle_of_the_zip_format_runs_code(tmp_path):
 
 def test_hostile_files_through_the_import_command(tmp_path):
   """The command's own path to the reader (a state dict for the generator) refuses them the same way."""
-  from landmarks_jax import pretrained  # pylint: disable=g-import-not-at-top
   from landmarks_jax.configs import test as test_config  # pylint: disable=g-import-not-at-top
+  from landmarks_jax.weights import pretrained  # pylint: disable=g-import-not-at-top
+
   marker, path = tmp_path / 'ran', tmp_path / 'checkpoint_1.ckpt'
   _legacy_file(path, 'system_info', marker)
   with pytest.raises(torch_file_reader.TorchFileError, match=str(path)):
@@ -137,9 +142,11 @@ def test_a_tensor_outside_its_storage_is_refused(tmp_path):
   path = tmp_path / 'overreach.ckpt'
   header = [torch_file_reader.LEGACY_MAGIC, 1001, {'protocol_version': 1001}]
   # The object pickle, written opcode by opcode: _rebuild_tensor_v2(storage('0', 4 floats), 0, (100,), (1,)).
-  body = (b'\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00('
-          b'(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04Ntq\x01Q'
-          b'K\x00K\x64\x85K\x01\x85\x89tR.')
+  body = (
+    b'\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00('
+    b'(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04Ntq\x01Q'
+    b'K\x00K\x64\x85K\x01\x85\x89tR.'
+  )
   data = b''.join(pickle.dumps(x, protocol=2) for x in header) + body + pickle.dumps(['0'], protocol=2)
   data += np.int64(4).tobytes() + np.zeros(4, np.float32).tobytes()
   path.write_bytes(data)

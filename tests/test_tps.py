@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax.augment import tps
+from landmarks_jax.data.augment import tps
 
 SIZE = 48
 MARGIN = 10
@@ -20,17 +20,19 @@ def _numpy_grid(size, grid=GRID, margin=MARGIN):
 
 def _numpy_spline_map(source, target, points):
   """Float64 thin-plate spline source -> target in pixel coordinates, evaluated at (P, 2) points."""
+
   def basis(a, b):
     squared = np.sum((a[:, None] - b[None]) ** 2, axis=-1)
     return np.where(squared > 0, squared * np.log(np.where(squared > 0, squared, 1.0)), 0.0)
+
   n = len(source)
   system = np.zeros((n + 3, n + 3))
   system[:n, :n] = basis(source, source)
   system[:n, n] = system[n, :n] = 1.0
-  system[:n, n + 1:] = source
-  system[n + 1:, :n] = source.T
+  system[:n, n + 1 :] = source
+  system[n + 1 :, :n] = source.T
   coefficients = np.linalg.solve(system, np.concatenate([target, np.zeros((3, 2))]))
-  return (basis(points, source) @ coefficients[:n] + coefficients[n] + points @ coefficients[n + 1:])
+  return basis(points, source) @ coefficients[:n] + coefficients[n] + points @ coefficients[n + 1 :]
 
 
 def _all_pixels(size):
@@ -39,10 +41,12 @@ def _all_pixels(size):
 
 
 def _params(rotation, scale, translation, perturbation):
-  return tps.WarpParams(rotation=jnp.asarray([rotation], jnp.float32),
-                        scale=jnp.asarray([scale], jnp.float32),
-                        translation=jnp.asarray([translation], jnp.float32),
-                        perturbation=jnp.asarray(perturbation, jnp.float32)[None])
+  return tps.WarpParams(
+    rotation=jnp.asarray([rotation], jnp.float32),
+    scale=jnp.asarray([scale], jnp.float32),
+    translation=jnp.asarray([translation], jnp.float32),
+    perturbation=jnp.asarray(perturbation, jnp.float32)[None],
+  )
 
 
 def test_control_grid_is_the_originals_linspace_grid():
@@ -54,8 +58,9 @@ def test_control_grid_is_the_originals_linspace_grid():
 
 def test_identity_parameters_give_the_identity_warp():
   images = jax.random.uniform(jax.random.PRNGKey(0), (2, SIZE, SIZE, 3), minval=-1, maxval=1)
-  targets = tps.sample_tps_params(jax.random.PRNGKey(1), 2, SIZE, rot_range=(0, 0), scale_range=(1, 1),
-                                  trans_range=(0, 0), perturb=0.0)
+  targets = tps.sample_tps_params(
+    jax.random.PRNGKey(1), 2, SIZE, rot_range=(0, 0), scale_range=(1, 1), trans_range=(0, 0), perturb=0.0
+  )
   warped = tps.tps_warp(images, tps.control_grid(SIZE), targets)
   np.testing.assert_allclose(np.asarray(warped), np.asarray(images), atol=2e-4)
 
@@ -65,8 +70,7 @@ def test_pure_affine_warp_matches_the_analytic_map():
   source = tps.control_grid(SIZE)
   targets = tps.warp_target_points(source, _params(rotation, scale, translation, np.zeros((GRID * GRID, 2))))
 
-  matrix = np.array([[scale[0] * np.cos(rotation), -np.sin(rotation)],
-                     [np.sin(rotation), scale[1] * np.cos(rotation)]])
+  matrix = np.array([[scale[0] * np.cos(rotation), -np.sin(rotation)], [np.sin(rotation), scale[1] * np.cos(rotation)]])
   centre = np.array([(SIZE - MARGIN) / 2 + translation[0], (SIZE - MARGIN) / 2 + translation[1]])
   np.testing.assert_allclose(np.asarray(targets)[0], (source - centre) @ matrix + centre, atol=1e-4)
   pixels = _all_pixels(SIZE)
@@ -87,8 +91,15 @@ def test_spline_interpolates_the_control_points():
   np.testing.assert_allclose(tps.tps_weights(source, source), np.eye(len(source)), atol=1e-8)
   # Through the device map: a grid whose points sit on pixel centres (spacing 4 px) maps them onto the targets.
   on_pixels = tps.control_grid(SIZE, grid=10, margin=6)
-  params = tps.sample_warp_params(jax.random.PRNGKey(3), 3, len(on_pixels), rot_range=(-0.4, 0.4),
-                                  scale_range=(1.05, 1.15), trans_range=(-10, 10), perturb=2.0)
+  params = tps.sample_warp_params(
+    jax.random.PRNGKey(3),
+    3,
+    len(on_pixels),
+    rot_range=(-0.4, 0.4),
+    scale_range=(1.05, 1.15),
+    trans_range=(-10, 10),
+    perturb=2.0,
+  )
   targets = tps.warp_target_points(on_pixels, params)
   mapped = np.asarray(tps.tps_coordinate_map(on_pixels, targets, SIZE, SIZE))
   columns, rows = on_pixels[:, 0].astype(int), on_pixels[:, 1].astype(int)
@@ -98,8 +109,9 @@ def test_spline_interpolates_the_control_points():
 
 def test_spline_matches_a_float64_reference_at_every_pixel():
   source = tps.control_grid(SIZE)
-  targets = tps.sample_tps_params(jax.random.PRNGKey(4), 1, SIZE, rot_range=(-0.4, 0.4), scale_range=(1.05, 1.15),
-                                  trans_range=(-10, 10), perturb=2.0)
+  targets = tps.sample_tps_params(
+    jax.random.PRNGKey(4), 1, SIZE, rot_range=(-0.4, 0.4), scale_range=(1.05, 1.15), trans_range=(-10, 10), perturb=2.0
+  )
   expected = _numpy_spline_map(source, np.asarray(targets[0], np.float64), _all_pixels(SIZE))
   mapped = np.asarray(tps.tps_coordinate_map(source, targets, SIZE, SIZE))[0].reshape(-1, 2)
   np.testing.assert_allclose(mapped, expected, atol=1e-3)
@@ -130,8 +142,12 @@ def test_warp_beyond_the_image_takes_edge_values():
 def test_random_parameters_stay_in_their_ranges_and_follow_the_rng():
   ranges = dict(rot_range=(-0.4, 0.2), scale_range=(1.05, 1.15), trans_range=(-10, 5), perturb=2.0)
   params = tps.sample_warp_params(jax.random.PRNGKey(7), 256, 100, **ranges)
-  for values, (low, high) in [(params.rotation, ranges['rot_range']), (params.scale, ranges['scale_range']),
-                              (params.translation, ranges['trans_range']), (params.perturbation, (-2, 2))]:
+  for values, (low, high) in [
+    (params.rotation, ranges['rot_range']),
+    (params.scale, ranges['scale_range']),
+    (params.translation, ranges['trans_range']),
+    (params.perturbation, (-2, 2)),
+  ]:
     values = np.asarray(values)
     assert values.min() >= low and values.max() <= high
     assert values.max() - values.min() > 0.9 * (high - low)  # The whole range is used.
@@ -155,7 +171,8 @@ def test_bad_inputs_raise_clear_errors():
     tps.tps_warp(jnp.zeros((SIZE, SIZE, 3)), tps.control_grid(SIZE), jnp.zeros((1, 100, 2)))
   with pytest.raises(ValueError, match='static'):
     jax.jit(lambda source: tps.tps_warp(jnp.zeros((1, SIZE, SIZE, 3)), source, jnp.zeros((1, 100, 2))))(
-        tps.control_grid(SIZE))
+      tps.control_grid(SIZE)
+    )
   with pytest.raises(ValueError, match='singular'):
     tps.tps_weights(np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.zeros((1, 2)))
   with pytest.raises(ValueError, match='do not match'):

@@ -14,15 +14,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from landmarks_jax import checkpoints
-from landmarks_jax import config_checks
-from landmarks_jax import device_layout
-from landmarks_jax import train
-from landmarks_jax import train_state
-from landmarks_jax import train_step
-from landmarks_jax import vgg_weights
-from landmarks_jax import workdir_lock
 from landmarks_jax.configs import test as test_config
+from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
+from landmarks_jax.training import device_layout
+from landmarks_jax.training import train
+from landmarks_jax.training import train_state
+from landmarks_jax.training import train_step
+from landmarks_jax.training import workdir_lock
+from landmarks_jax.weights import vgg_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,9 +48,12 @@ def copy_of(workdir, tmp_path):
 
 def listing(workdir):
   """Every file below `workdir` with its size and modification time, but the lock (each run names itself in it)."""
-  return {os.path.join(root, name): (os.path.getsize(os.path.join(root, name)),
-                                     os.path.getmtime(os.path.join(root, name)))
-          for root, _, names in os.walk(workdir) for name in names if name != workdir_lock.LOCK_FILE}
+  return {
+    os.path.join(root, name): (os.path.getsize(os.path.join(root, name)), os.path.getmtime(os.path.join(root, name)))
+    for root, _, names in os.walk(workdir)
+    for name in names
+    if name != workdir_lock.LOCK_FILE
+  }
 
 
 def quick_config(data_dir, **overrides):
@@ -116,16 +119,17 @@ def test_resume_matches_a_straight_run(data_dir, four_steps, tmp_path):
   assert meta_a['input_position'] == meta_b['input_position'] == 4
   leaves_close(a, b, atol=1e-6)
   start, _ = checkpoints.Checkpoints(resumed).restore_raw(2)
-  assert not np.allclose(start['generator']['params']['image_decoder']['fc']['kernel'],
-                         b['generator']['params']['image_decoder']['fc']['kernel'])
+  assert not np.allclose(
+    start['generator']['params']['image_decoder']['fc']['kernel'],
+    b['generator']['params']['image_decoder']['fc']['kernel'],
+  )
 
 
 def test_time_limit_stops_saves_evaluates_and_the_next_run_trains_on(data_dir, tmp_path, monkeypatch):
   evaluated = []
   monkeypatch.setattr(train.Trainer, 'evaluate_landmarks', lambda self, step: evaluated.append(step) or {})
   # A limit shorter than building the model: each run trains one step, then stops.
-  config = quick_config(data_dir, num_train_steps=5, save_every_steps=100, time_limit_minutes=1e-6,
-                        eval_at_end=True)
+  config = quick_config(data_dir, num_train_steps=5, save_every_steps=100, time_limit_minutes=1e-6, eval_at_end=True)
   workdir = str(tmp_path / 'limited')
   train.train_and_evaluate(config, workdir)
   assert checkpoints.Checkpoints(workdir).all_steps() == [1]
@@ -161,8 +165,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_
   workdir = str(tmp_path / 'nan')
   expected = r'Non-finite loss at step 3, the first bad one of steps 3\.\.4 .*loss_vgg=nan.*last checkpoint \(step 2\)'
   with pytest.raises(train.NonFiniteLossError, match=expected):
-    train.train_and_evaluate(quick_config(data_dir, num_train_steps=6, save_every_steps=2, log_every_steps=2),
-                             workdir)
+    train.train_and_evaluate(quick_config(data_dir, num_train_steps=6, save_every_steps=2, log_every_steps=2), workdir)
   ckpts = checkpoints.Checkpoints(workdir)
   assert ckpts.all_steps() == [2]
   state, _ = ckpts.restore_raw(2)
@@ -181,8 +184,9 @@ def test_the_loop_reads_the_devices_only_at_reports_and_compiles_its_step_once(d
   # A memory of compiled steps of its own, so that no step another test compiled is reused.
   fresh = functools.lru_cache(maxsize=8)(train_step._p_train_step.__wrapped__)  # pylint: disable=protected-access
   monkeypatch.setattr(train_step, '_p_train_step', fresh)
-  config = quick_config(data_dir, num_train_steps=6, log_every_steps=3, save_every_steps=3,
-                        log_images_every_steps=3, val_every_steps=3)
+  config = quick_config(
+    data_dir, num_train_steps=6, log_every_steps=3, save_every_steps=3, log_images_every_steps=3, val_every_steps=3
+  )
   trainer = train.Trainer(config, str(tmp_path / 'run'))
   reads = []
   original_collect = trainer._collect
@@ -201,8 +205,9 @@ def test_the_loop_reads_the_devices_only_at_reports_and_compiles_its_step_once(d
 def test_weights_that_overflow_before_any_loss_stop_training_unsaved(data_dir, tmp_path):
   """With learning rate 1e39 and no clipping, step 1's loss is finite but its update overflows the weights."""
   workdir = str(tmp_path / 'overflow')
-  config = quick_config(data_dir, num_train_steps=3, save_every_steps=1, learning_rate=1e39, no_grad_clip=True,
-                        use_gan=False)
+  config = quick_config(
+    data_dir, num_train_steps=3, save_every_steps=1, learning_rate=1e39, no_grad_clip=True, use_gan=False
+  )
   with pytest.raises(train.NonFiniteLossError, match=r'Weights became NaN or infinite at step 1\b.*nothing was saved'):
     train.train_and_evaluate(config, workdir)
   assert checkpoints.Checkpoints(workdir).all_steps() == []
@@ -222,8 +227,7 @@ def test_a_start_that_does_not_fit_the_checkpoint_leaves_the_workdir_as_it_was(d
     train.train_and_evaluate(edited, workdir)
 
 
-def test_an_unreadable_checkpoint_is_skipped_for_the_older_one_and_moved_aside(data_dir, four_steps, tmp_path,
-                                                                                caplog):
+def test_an_unreadable_checkpoint_is_skipped_for_the_older_one_and_moved_aside(data_dir, four_steps, tmp_path, caplog):
   workdir = copy_of(four_steps, tmp_path)
   folder = os.path.join(workdir, 'checkpoints', '4', 'state', 'ocdbt.process_0', 'd')
   largest = max((os.path.join(folder, name) for name in os.listdir(folder)), key=os.path.getsize)
@@ -233,20 +237,24 @@ def test_an_unreadable_checkpoint_is_skipped_for_the_older_one_and_moved_aside(d
   assert checkpoints.Checkpoints(workdir).all_steps() == [2, 4, 6]
   assert os.path.isdir(os.path.join(workdir, checkpoints.UNREADABLE_DIR, '4', 'state'))
   # Resumed from 2, so the new step 4 is the straight run's step 4.
-  leaves_close(checkpoints.Checkpoints(workdir).restore_raw(4)[0],
-               checkpoints.Checkpoints(four_steps).restore_raw(4)[0], atol=1e-6)
+  leaves_close(
+    checkpoints.Checkpoints(workdir).restore_raw(4)[0], checkpoints.Checkpoints(four_steps).restore_raw(4)[0], atol=1e-6
+  )
 
 
-def test_a_global_batch_splits_over_the_devices_as_the_per_device_batch_would(data_dir, four_steps, tmp_path,
-                                                                             caplog):
+def test_a_global_batch_splits_over_the_devices_as_the_per_device_batch_would(data_dir, four_steps, tmp_path, caplog):
   workdir = str(tmp_path / 'global')
   caplog.set_level(logging.INFO)
   train.train_and_evaluate(quick_config(data_dir, num_train_steps=2, global_batch_size=4, batch_size=7), workdir)
   assert 'global batch 4 = 2 per device x 2 devices' in caplog.text
-  leaves_close(checkpoints.Checkpoints(workdir).restore_raw(2)[0],
-               checkpoints.Checkpoints(four_steps).restore_raw(2)[0], atol=1e-6)
-  with pytest.raises(config_checks.ConfigError, match=r'global_batch_size=3 does not split over 2 devices.*=2 '
-                                                          r'or 4'):
+  leaves_close(
+    checkpoints.Checkpoints(workdir).restore_raw(2)[0], checkpoints.Checkpoints(four_steps).restore_raw(2)[0], atol=1e-6
+  )
+  with pytest.raises(
+    config_checks.ConfigError,
+    match=r'global_batch_size=3 does not split over 2 devices.*=2 '
+    r'or 4',
+  ):
     train.train_and_evaluate(quick_config(data_dir, global_batch_size=3), str(tmp_path / 'odd'))
 
 
@@ -281,6 +289,7 @@ def test_schedule_falls_back_to_the_original_epochs():
 def _run_main(monkeypatch, argv):
   """Runs landmarks_jax.main's main() in this process with `argv` parsed as its command line."""
   from landmarks_jax import main  # pylint: disable=g-import-not-at-top
+
   monkeypatch.setattr(sys, 'argv', argv)  # config_flags reads its overrides from sys.argv
   try:
     flags.FLAGS(argv)
@@ -291,12 +300,22 @@ def _run_main(monkeypatch, argv):
 
 def test_config_overrides_on_the_command_line(monkeypatch, tmp_path):
   seen = {}
-  monkeypatch.setattr(train, 'train_and_evaluate', lambda config, workdir: seen.update(config=config,
-                                                                                          workdir=workdir))
-  _run_main(monkeypatch, ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}',
-                           '--config.use_gan=False', '--config.use_warped=false', '--config.color_jitter=True',
-                           '--config.n_landmarks=6', '--config.learning_rate=0.002',
-                           '--config.shape_decoder_widths=(8,8,8)', '--xla_cache_dir='])
+  monkeypatch.setattr(train, 'train_and_evaluate', lambda config, workdir: seen.update(config=config, workdir=workdir))
+  _run_main(
+    monkeypatch,
+    [
+      'main',
+      f'--config={REPO}/configs/test.py',
+      f'--workdir={tmp_path}',
+      '--config.use_gan=False',
+      '--config.use_warped=false',
+      '--config.color_jitter=True',
+      '--config.n_landmarks=6',
+      '--config.learning_rate=0.002',
+      '--config.shape_decoder_widths=(8,8,8)',
+      '--xla_cache_dir=',
+    ],
+  )
   config = seen['config']
   assert (config.use_gan, config.use_warped, config.color_jitter) == (False, False, True)
   assert (config.n_landmarks, config.learning_rate, tuple(config.shape_decoder_widths)) == (6, 0.002, (8, 8, 8))
@@ -306,8 +325,12 @@ def test_config_overrides_on_the_command_line(monkeypatch, tmp_path):
 
 
 def test_main_prints_the_final_evaluation(monkeypatch, tmp_path, capsys):
-  metrics = {'step': 4, 'dataset': 'bbc_pose', 'n_landmarks': 4,
-             'test': {'accuracy': 0.5, 'baseline': {'accuracy': 0.125}}}
+  metrics = {
+    'step': 4,
+    'dataset': 'bbc_pose',
+    'n_landmarks': 4,
+    'test': {'accuracy': 0.5, 'baseline': {'accuracy': 0.125}},
+  }
   monkeypatch.setattr(train, 'train_and_evaluate', lambda config, workdir: metrics)
   _run_main(monkeypatch, ['main', f'--config={REPO}/configs/test.py', f'--workdir={tmp_path}', '--xla_cache_dir='])
   printed = capsys.readouterr().out
@@ -317,6 +340,7 @@ def test_main_prints_the_final_evaluation(monkeypatch, tmp_path, capsys):
 
 def event_tags(workdir):
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+
   tags = set()
   for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
     accumulator = event_accumulator.EventAccumulator(path, size_guidance={'tensors': 0, 'images': 0})
@@ -332,7 +356,8 @@ def event_tags(workdir):
 
 
 def test_a_full_disk_during_a_save_is_one_message_naming_the_disk_the_step_and_the_last_checkpoint(
-    data_dir, tmp_path, monkeypatch):
+  data_dir, tmp_path, monkeypatch
+):
   workdir = str(tmp_path / 'full')
   saves = []
   original_save = ocp.CheckpointManager.save
@@ -343,13 +368,16 @@ def test_a_full_disk_during_a_save_is_one_message_naming_the_disk_the_step_and_t
       try:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
       except OSError as cause:
-        raise ValueError(f'Error writing local file "{workdir}/checkpoints/4/state/d/x": '
-                         f'[OSError: {os.strerror(errno.ENOSPC)}]') from cause
+        raise ValueError(
+          f'Error writing local file "{workdir}/checkpoints/4/state/d/x": [OSError: {os.strerror(errno.ENOSPC)}]'
+        ) from cause
     return original_save(self, step, *args, **kwargs)
 
   monkeypatch.setattr(ocp.CheckpointManager, 'save', save)
-  expected = (rf'The disk holding {os.path.abspath(workdir)}/checkpoints is full \(\d+ MB free now\): checkpoint 4 '
-              r'could not be written, and the last good checkpoint is step 2')
+  expected = (
+    rf'The disk holding {os.path.abspath(workdir)}/checkpoints is full \(\d+ MB free now\): checkpoint 4 '
+    r'could not be written, and the last good checkpoint is step 2'
+  )
   with pytest.raises(checkpoints.DiskFull, match=expected):
     train.train_and_evaluate(quick_config(data_dir, num_train_steps=6), workdir)
   assert checkpoints.Checkpoints(workdir).all_steps() == [2]

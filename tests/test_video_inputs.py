@@ -13,12 +13,12 @@ import re
 import numpy as np
 from PIL import Image
 import pytest
+from test_evaluate import _save_untrained_run  # pylint: disable=g-bad-import-order
+from test_video_folder import write_video  # pylint: disable=g-bad-import-order
 
 from landmarks_jax import predict
 from landmarks_jax.configs import test as test_config
 from landmarks_jax.data_pipelines import video_folder
-from test_evaluate import _save_untrained_run  # pylint: disable=g-bad-import-order
-from test_video_folder import write_video  # pylint: disable=g-bad-import-order
 
 
 def _clip(seed, count=6, size=(48, 32)):
@@ -34,7 +34,7 @@ def _broken_midway(path, seed=0):
   third = len(data) // 3
   garbage = np.random.default_rng(seed).integers(0, 255, third, np.uint8).tobytes()
   with open(path, 'wb') as f:
-    f.write(data[:third] + garbage + data[2 * third:])
+    f.write(data[:third] + garbage + data[2 * third :])
 
 
 def _frame_folder(path, count=5, bad=None):
@@ -80,8 +80,11 @@ def test_skip_bad_files_leaves_out_files_that_break_midway(tmp_path):
     write_video(os.fspath(folder / f'good{i}.mp4'), _clip(i), 'libx264')
   _broken_midway(os.fspath(folder / 'midway.mp4'))
   _frame_folder(os.fspath(folder / 'frames'), bad=3)
-  with pytest.raises(video_folder.VideoFolderError, match=r'frames/0003\.jpg is not a readable image.*'
-                                                          r'--config\.video_skip_bad_files=True'):
+  with pytest.raises(
+    video_folder.VideoFolderError,
+    match=r'frames/0003\.jpg is not a readable image.*'
+    r'--config\.video_skip_bad_files=True',
+  ):
     video_folder.prepare(os.fspath(folder), os.fspath(tmp_path / 'stop'), _options())
   builder = video_folder.prepare(os.fspath(folder), os.fspath(tmp_path / 'skip'), _options(skip_bad_files=True))
   assert sorted(builder.info.metadata['skipped']) == [os.fspath(folder / 'frames'), os.fspath(folder / 'midway.mp4')]
@@ -94,8 +97,11 @@ def test_a_video_that_breaks_midway_is_named_with_the_frame(tmp_path):
   _broken_midway(path)
   item = video_folder.Item('midway', 'video', path)
   video_folder.probe(item)  # its first frame decodes
-  with pytest.raises(video_folder.BadFileError, match=r'midway\.mp4 is not a readable video: it breaks after '
-                                                      r'frame \d+'):
+  with pytest.raises(
+    video_folder.BadFileError,
+    match=r'midway\.mp4 is not a readable video: it breaks after '
+    r'frame \d+',
+  ):
     list(video_folder.read_frames(item))
 
 
@@ -105,8 +111,10 @@ def test_16_bit_png_is_scaled_not_clipped(tmp_path):
   os.makedirs(tmp_path / 'frames')
   Image.fromarray(grey).save(tmp_path / 'frames' / '0000.png')
   expected = np.round(grey / 257).astype(np.uint8)
-  for item in (video_folder.Item('deep', 'image', os.fspath(tmp_path / 'deep.png')),
-               video_folder.Item('frames', 'frames', os.fspath(tmp_path / 'frames'))):
+  for item in (
+    video_folder.Item('deep', 'image', os.fspath(tmp_path / 'deep.png')),
+    video_folder.Item('frames', 'frames', os.fspath(tmp_path / 'frames')),
+  ):
     pixels = _first_frame(item)
     assert pixels.shape == (32, 64, 3) and pixels.dtype == np.uint8
     np.testing.assert_array_equal(pixels[..., 1], expected)
@@ -140,6 +148,7 @@ def test_a_phone_video_is_read_upright(tmp_path):
   """A landscape stream with a display rotation of -90 degrees (counter-clockwise), as phones record portrait
   video: it is read as displayed, turned clockwise, so its white corner moves from the top left to the top right."""
   import av  # pylint: disable=g-import-not-at-top
+
   path = os.fspath(tmp_path / 'portrait.mp4')
   stored = np.zeros((32, 48, 3), np.uint8)
   stored[:8, :8] = 255
@@ -165,17 +174,23 @@ def _keypoint_error(tmp_path, text):
   return str(caught.value)
 
 
-@pytest.mark.parametrize('rows, message', [
+@pytest.mark.parametrize(
+  'rows, message',
+  [
     ('a,0,nose,1,2\nb,0\n', r'k\.csv line 3: 2 fields, expected 5 \(video,frame,keypoint,x,y\)'),
     ('a,0,nose,1,2,9\n', r'k\.csv line 2: 6 fields, expected 5'),
     ('a,0,nose,1,2\nb,0,nose,inf,2\n', r"k\.csv line 3: x 'inf' is not a finite number"),
     ('a,3.7,nose,1,2\n', r"k\.csv line 2: frame '3\.7' is not a frame number \(0, 1, 2, \.\.\.\)"),
     ('a,-1,nose,1,2\n', r"k\.csv line 2: frame '-1' is not a frame number"),
-    ('a,0,nose,1,2\nb,0,eye,1,2\na,0,nose,3,4\n', r"k\.csv line 4: video 'a' frame 0 keypoint 'nose' is "
-                                                  r"already on line 2"),
-    ('a,0,nose,1,\n', r"k\.csv line 2: give both x and y, or leave both empty"),
+    (
+      'a,0,nose,1,2\nb,0,eye,1,2\na,0,nose,3,4\n',
+      r"k\.csv line 4: video 'a' frame 0 keypoint 'nose' is "
+      r'already on line 2',
+    ),
+    ('a,0,nose,1,\n', r'k\.csv line 2: give both x and y, or leave both empty'),
     ('a,0,,1,2\n', r'k\.csv line 2: the keypoint has no name'),
-])
+  ],
+)
 def test_keypoint_csv_mistakes_name_the_file_and_line(tmp_path, rows, message):
   assert re.search(message, _keypoint_error(tmp_path, rows))
 
@@ -210,8 +225,11 @@ def test_several_folders_share_one_data_dir_and_a_changed_folder_is_noticed(tmp_
   os.remove(os.path.join(first, 'a.png'))
   with open(os.path.join(first, 'b.png'), 'ab') as f:
     f.write(b'\0')
-  with pytest.raises(video_folder.VideoFolderError, match=r'first changed since .*\(added d\.png; removed a\.png; '
-                                                          r'modified b\.png.*delete'):
+  with pytest.raises(
+    video_folder.VideoFolderError,
+    match=r'first changed since .*\(added d\.png; removed a\.png; '
+    r'modified b\.png.*delete',
+  ):
     video_folder.prepare(first, data_dir, _options())
   assert video_folder.prepare(second, data_dir, _options()).data_path == two.data_path
   with pytest.raises(video_folder.VideoFolderError, match=r'stride: built 1, asked 2'):

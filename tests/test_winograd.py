@@ -1,16 +1,18 @@
 """Winograd's F(4x4, 3x3) in oneDNN's custom calls: its three passes against XLA's, where it applies and where
-the convolution stays direct, and LANDMARKS_JAX_WINOGRAD=0."""
+the convolution stays direct."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from landmarks_jax.cpu import banded_gradient
+from landmarks_jax.cpu import onednn_convolution
 from landmarks_jax.model import convolution
-from landmarks_jax.model import onednn_convolution
 
-needs_onednn = pytest.mark.skipif(not onednn_convolution.supports(jnp.float32),
-                                  reason='oneDNN convolutions are not built here')
+needs_onednn = pytest.mark.skipif(
+  not onednn_convolution.supports(jnp.float32), reason='oneDNN convolutions are not built here'
+)
 
 # Its rounding is about 1e-5 of the output's scale (measured at the step's shapes); ten times that as the bound.
 TOLERANCE = 1e-4
@@ -34,14 +36,17 @@ def case(batch, height, width, channels, features, stride=1, padding=1, dtype=jn
 
 
 @needs_onednn
-@pytest.mark.parametrize('shape', [
+@pytest.mark.parametrize(
+  'shape',
+  [
     (3, 17, 18, 64, 72),  # sizes that are not multiples of the 4x4 tile; a batch convolved in parts
     (2, 16, 16, 96, 64),  # fewer output than input channels
     (1, 21, 16, 64, 65),  # a last row of tiles one pixel high
-])
+  ],
+)
 def test_winograd_passes_equal_xla_and_differ_from_direct(shape):
   x, w, grad_y = case(*shape)
-  y, vjp = jax.vjp(lambda x, w: convolution._xla_conv(x, w, 1, 1), x, w)  # pylint: disable=protected-access
+  y, vjp = jax.vjp(lambda x, w: banded_gradient.xla_conv2d(x, w, 1, 1), x, w)  # pylint: disable=protected-access
   expected = (y, *vjp(grad_y))
   winograd = three_passes(x, w, grad_y, 1, 1, True)
   direct = three_passes(x, w, grad_y, 1, 1, False)
@@ -53,20 +58,24 @@ def test_winograd_passes_equal_xla_and_differ_from_direct(shape):
 
 
 @needs_onednn
-@pytest.mark.parametrize('shape, stride, padding, dtype', [
+@pytest.mark.parametrize(
+  'shape, stride, padding, dtype',
+  [
     ((2, 16, 16, 32, 64), 1, 1, jnp.float32),  # too few input channels
-    ((2, 16, 16, 64, 3), 1, 1, jnp.float32),   # too few output channels (an RGB output)
-    ((2, 16, 8, 64, 64), 1, 1, jnp.float32),   # too narrow an image
+    ((2, 16, 16, 64, 3), 1, 1, jnp.float32),  # too few output channels (an RGB output)
+    ((2, 16, 8, 64, 64), 1, 1, jnp.float32),  # too narrow an image
     ((2, 16, 16, 64, 64), 2, 1, jnp.float32),  # stride 2
     ((2, 16, 16, 64, 64), 1, 0, jnp.float32),  # no padding
     ((2, 16, 16, 64, 64), 1, 1, jnp.bfloat16),  # bfloat16
-])
+  ],
+)
 def test_other_convolutions_stay_direct(shape, stride, padding, dtype):
   if not onednn_convolution.supports(dtype):
     pytest.skip(f'oneDNN does not convolve {jnp.dtype(dtype).name} here')
   x, w, grad_y = case(*shape, stride=stride, padding=padding, dtype=dtype)
-  for allowed, direct in zip(three_passes(x, w, grad_y, stride, padding, True),
-                             three_passes(x, w, grad_y, stride, padding, False)):
+  for allowed, direct in zip(
+    three_passes(x, w, grad_y, stride, padding, True), three_passes(x, w, grad_y, stride, padding, False)
+  ):
     np.testing.assert_array_equal(np.asarray(allowed, np.float32), np.asarray(direct, np.float32))
 
 
@@ -76,16 +85,11 @@ def test_winograd_under_vmap_with_a_kernel_per_group():
   kernels = jnp.stack([w, -0.5 * w])
   images = jnp.stack([x, x[::-1]])
   got = jax.vmap(lambda x, w: onednn_convolution.conv2d(x, w, 1, 1))(images, kernels)
-  want = jax.vmap(lambda x, w: convolution._xla_conv(x, w, 1, 1))(images, kernels)  # pylint: disable=protected-access
+  want = jax.vmap(lambda x, w: banded_gradient.xla_conv2d(x, w, 1, 1))(images, kernels)  # pylint: disable=protected-access
   np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE * float(jnp.max(jnp.abs(want))))
 
 
 @needs_onednn
-def test_the_environment_variable_keeps_convolutions_direct(monkeypatch):
+def test_the_networks_convolutions_ask_for_winograd():
   x, w, _ = case(1, 16, 16, 64, 64)
-  def attributes():
-    return str(jax.make_jaxpr(lambda x, w: onednn_convolution.conv2d(x, w, 1, 1))(x, w))
-  monkeypatch.delenv(onednn_convolution.WINOGRAD_DISABLE_VARIABLE, raising=False)
-  assert "('winograd', True)" in attributes()
-  monkeypatch.setenv(onednn_convolution.WINOGRAD_DISABLE_VARIABLE, '0')
-  assert "('winograd', False)" in attributes()
+  assert "('winograd', True)" in str(jax.make_jaxpr(lambda x, w: convolution.conv2d(x, w, 1, 1))(x, w))

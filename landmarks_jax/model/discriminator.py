@@ -18,6 +18,7 @@ MAX_WIDTH = 512
 
 class PatchDiscriminator(nn.Module):
   """(B, H, W, C) image -> (B, H', W', 1) patch logits."""
+
   base_width: int = 64
   n_layers: int = 3
 
@@ -36,6 +37,7 @@ class PatchDiscriminator(nn.Module):
 class MultiscaleDiscriminator(nn.Module):
   """Runs `num_scales` patch discriminators on successively pooled images; returns their logits (in the
   input's dtype, computed in compute_dtype)."""
+
   base_width: int = 64
   n_layers: int = 3
   num_scales: int = 2

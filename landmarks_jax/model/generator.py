@@ -19,6 +19,7 @@ class SPADEGenerator(nn.Module):
     base_width: the original's ngf (`ngc` in the config).
     spade_hidden: hidden width of every SPADE block.
   """
+
   base_width: int = 64
   spade_hidden: int = 128
 

@@ -28,6 +28,7 @@ class LandmarkModel(nn.Module):
   original's names; images (B, H, W, C), part maps (B, H/2, W/2, K), Gaussian maps (B, H, W, K), means (B, K),
   covariances (B, K, 2, 2).
   """
+
   n_landmarks: int = 30
   n_filters: int = 32
   img_size: int = 128
@@ -78,8 +79,9 @@ class LandmarkModel(nn.Module):
       logits = resize.upsample_bilinear(logits, 4, align_corners=False)
     return jax.nn.sigmoid(logits)
 
-  def __call__(self, input_a: jax.Array, input_b: jax.Array | None = None, train: bool = False,
-               with_mask: bool = False) -> dict:
+  def __call__(
+    self, input_a: jax.Array, input_b: jax.Array | None = None, train: bool = False, with_mask: bool = False
+  ) -> dict:
     compute = self._in_compute_dtype
     output_dtype = input_a.dtype
     if input_b is None:
@@ -105,36 +107,56 @@ class LandmarkModel(nn.Module):
     decoded = decoded.astype(output_dtype)
 
     outputs = {
-        'reconstruction': decoded,
-        'vis_centers': params_a[:2],
-        'input_a_gauss_params': params_a,
-        'input_a_heatmaps': heatmaps_a,
-        'input_a_gauss_maps': maps_a,
-        'input_b_gauss_params': params_b,
-        'input_b_heatmaps': heatmaps_b,
+      'reconstruction': decoded,
+      'vis_centers': params_a[:2],
+      'input_a_gauss_params': params_a,
+      'input_a_heatmaps': heatmaps_a,
+      'input_a_gauss_maps': maps_a,
+      'input_b_gauss_params': params_b,
+      'input_b_heatmaps': heatmaps_b,
     }
     if self.use_fg_bg_mask:
       masks = self._foreground_mask(maps)
       mask_a, mask_b = masks[:b], masks[b:]
       background = self.bg_net(compute((1.0 - mask_b) * input_b)).astype(output_dtype)
-      outputs.update({
+      outputs.update(
+        {
           'reconstruction': background * (1.0 - mask_a) + decoded * mask_a,
           'background_recon': background,
           'decoded_foreground': decoded,
           'input_a_fg_mask': mask_a,
           'input_b_fg_mask': mask_b,
-      })
+        }
+      )
     return outputs
 
 
-MODEL_FIELDS = ('n_landmarks', 'n_filters', 'img_size', 'use_identity_covariance', 'fixed_covar',
-                'use_fg_bg_mask', 'low_res_mask', 'nsf', 'naf', 'ngc', 'shape_decoder_widths',
-                'appearance_decoder_width', 'background_filters', 'background_decoder_widths', 'mask_filters',
-                'mask_decoder_widths', 'low_res_mask_width', 'spade_hidden', 'gaussian_fg_mask')
+MODEL_FIELDS = (
+  'n_landmarks',
+  'n_filters',
+  'img_size',
+  'use_identity_covariance',
+  'fixed_covar',
+  'use_fg_bg_mask',
+  'low_res_mask',
+  'nsf',
+  'naf',
+  'ngc',
+  'shape_decoder_widths',
+  'appearance_decoder_width',
+  'background_filters',
+  'background_decoder_widths',
+  'mask_filters',
+  'mask_decoder_widths',
+  'low_res_mask_width',
+  'spade_hidden',
+  'gaussian_fg_mask',
+)
 
 
 def model_from_config(config: ml_collections.ConfigDict) -> LandmarkModel:
-  """The landmark model a configuration describes."""
+  """The landmark model a configuration describes (what it computes with on a CPU is the process's choice:
+  landmarks_jax/cpu/kernels.py, `select_for`)."""
   kwargs = {name: config[name] for name in MODEL_FIELDS}
   for name in ('shape_decoder_widths', 'background_decoder_widths', 'mask_decoder_widths'):
     kwargs[name] = tuple(kwargs[name])

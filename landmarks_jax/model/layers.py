@@ -11,9 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from landmarks_jax.model import bias
 from landmarks_jax.model import convolution
-from landmarks_jax.model import pixel_sums
 
 INSTANCE_NORM_EPS = 1e-5
 BIAS_INIT_VALUE = 0.1
@@ -27,6 +25,7 @@ class Conv(nn.Module):
 
   Its variables are those of `flax.linen.Conv`: 'kernel' (k, k, in, out) and 'bias' (out,), float32.
   """
+
   features: int
   kernel: int
   stride: int = 1
@@ -35,60 +34,28 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', xavier_uniform, (self.kernel, self.kernel, x.shape[-1], self.features),
-                        jnp.float32)
+    kernel = self.param('kernel', xavier_uniform, (self.kernel, self.kernel, x.shape[-1], self.features), jnp.float32)
     p = self.padding
     y = convolution.conv2d(x, kernel.astype(x.dtype), self.stride, p)
     if self.use_bias:
-      y = bias.add_bias(y, self.param('bias', bias_init, (self.features,), jnp.float32))
+      y = y + self.param('bias', bias_init, (self.features,), jnp.float32).astype(y.dtype)
     return y
 
 
-def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias: bool = True,
-         name: str | None = None) -> Conv:
+def conv(
+  features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias: bool = True, name: str | None = None
+) -> Conv:
   """A 2D convolution laid out like torch's Conv2d(kernel, stride, padding)."""
   return Conv(features, kernel, stride, padding, use_bias, name=name)
 
 
 def instance_norm(x: jax.Array) -> jax.Array:
   """Instance norm of (B, H, W, C) without affine parameters: biased variance, eps 1e-5, in x's dtype, its
-  statistics in at least float32. Its gradient is written out so that its sums, like the statistics', are
-  `pixel_sums`'s (fast on CPUs) rather than XLA's transposes of broadcasts."""
-  return _instance_norm(x)
-
-
-def _normalize(x):
-  """(x - mean) / sqrt(var + eps) in at least float32, and 1 / sqrt(var + eps), (B, 1, 1, C)."""
+  statistics in at least float32."""
   x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-  pixels = x.shape[1] * x.shape[2]
-  mean = pixel_sums.per_image(x32)[:, None, None, :] / pixels
-  centred = x32 - mean
-  var = pixel_sums.per_image(jnp.square(centred))[:, None, None, :] / pixels
-  inverse_std = jax.lax.rsqrt(var + INSTANCE_NORM_EPS)
-  return centred * inverse_std, inverse_std
-
-
-@jax.custom_vjp
-def _instance_norm(x):
-  return _normalize(x)[0].astype(x.dtype)
-
-
-def _instance_norm_forward(x):
-  normalized, inverse_std = _normalize(x)
-  return normalized.astype(x.dtype), (normalized, inverse_std)
-
-
-def _instance_norm_backward(saved, grad):
-  # With n = (x - mean) * s: dx = s * (g - mean(g) - n * mean(g * n)), means over each image's pixels.
-  normalized, inverse_std = saved
-  grad32 = grad.astype(normalized.dtype)
-  pixels = grad.shape[1] * grad.shape[2]
-  mean_grad = pixel_sums.per_image(grad32)[:, None, None, :] / pixels
-  mean_projection = pixel_sums.per_image(grad32 * normalized)[:, None, None, :] / pixels
-  return ((inverse_std * (grad32 - mean_grad - normalized * mean_projection)).astype(grad.dtype),)
-
-
-_instance_norm.defvjp(_instance_norm_forward, _instance_norm_backward)
+  mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
+  var = jnp.mean(jnp.square(x32 - mean), axis=(1, 2), keepdims=True)
+  return ((x32 - mean) * jax.lax.rsqrt(var + INSTANCE_NORM_EPS)).astype(x.dtype)
 
 
 def leaky_relu(x: jax.Array) -> jax.Array:
@@ -98,6 +65,7 @@ def leaky_relu(x: jax.Array) -> jax.Array:
 
 class ConvNormReLU(nn.Module):
   """Convolution, optional instance norm, ReLU."""
+
   features: int
   kernel: int
   stride: int = 1

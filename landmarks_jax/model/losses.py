@@ -11,8 +11,12 @@ REDUCED_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 BCE_LOG_FLOOR = -100.0
 
 
-def perceptual_loss(features_fn: Callable[[jax.Array], Sequence[jax.Array]], prediction: jax.Array,
-                    target: jax.Array, reduced_weights: bool = False) -> jax.Array:
+def perceptual_loss(
+  features_fn: Callable[[jax.Array], Sequence[jax.Array]],
+  prediction: jax.Array,
+  target: jax.Array,
+  reduced_weights: bool = False,
+) -> jax.Array:
   """Weighted sum of the MSE between VGG taps of prediction and target, plus the MSE of the pixels.
 
   As in the original, the prediction is zeroed wherever the target is exactly 0 before either is compared.

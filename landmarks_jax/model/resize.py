@@ -2,8 +2,9 @@
 
 `jax.image.resize` antialiases when it shrinks and knows no `align_corners=True`; the original needs both
 bilinear variants without antialiasing and torch's nearest rule, so each resize here is a product with small
-constant interpolation matrices, one per spatial axis (NHWC arrays). On CPUs a custom call applies only the
-matrices' nonzero entries (`sparse_resize.py`); a resize to the same size returns its input.
+constant interpolation matrices, one per spatial axis (NHWC arrays); on a CPU with its kernels a custom call
+applies only the matrices' nonzero entries (`landmarks_jax/cpu/sparse_resize.py`). A resize to the same size
+returns its input.
 """
 
 import functools
@@ -12,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from landmarks_jax.model import sparse_resize
+from landmarks_jax.cpu import kernels
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,8 +46,8 @@ def nearest_matrix(in_size: int, out_size: int) -> np.ndarray:
 def _apply(x: jax.Array, rows: np.ndarray, cols: np.ndarray) -> jax.Array:
   if rows.shape[0] == rows.shape[1] and cols.shape[0] == cols.shape[1]:
     return x  # the same size: both rules sample each pixel at its own place
-  if sparse_resize.handles(x):
-    return sparse_resize.resize(x, sparse_resize.Taps.of(rows), sparse_resize.Taps.of(cols))
+  if kernels.enabled() and kernels.takes_resize(x):
+    return kernels.resize(x, rows, cols)
   precision = jax.lax.Precision.HIGHEST
   x = jnp.einsum('oh,bhwc->bowc', rows.astype(x.dtype), x, precision=precision)
   return jnp.einsum('pw,bowc->bopc', cols.astype(x.dtype), x, precision=precision)

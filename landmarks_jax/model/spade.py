@@ -14,6 +14,7 @@ from landmarks_jax.model import spectral_norm
 
 class SPADE(nn.Module):
   """out = instance_norm(x) * (1 + gamma(seg)) + beta(seg), on (B, H, W, C) features."""
+
   hidden: int = 128
 
   @nn.compact
@@ -28,6 +29,7 @@ class SPADE(nn.Module):
 
 class SPADEResnetBlock(nn.Module):
   """Two SPADE-normalised spectral-norm 3x3 convolutions plus a (learned when widths differ) shortcut."""
+
   features: int
   hidden: int = 128
 

@@ -9,7 +9,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from landmarks_jax.model import bias
 from landmarks_jax.model import convolution
 from landmarks_jax.model import layers
 
@@ -26,6 +25,7 @@ def _random_unit(rng: jax.Array, n: int) -> jax.Array:
 
 class SpectralConv(nn.Module):
   """torch Conv2d(kernel, padding) wrapped in spectral norm, on NHWC inputs."""
+
   features: int
   kernel: int
   padding: int = 0
@@ -34,8 +34,9 @@ class SpectralConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     in_features = x.shape[-1]
-    kernel = self.param('kernel', layers.xavier_uniform,
-                        (self.kernel, self.kernel, in_features, self.features), jnp.float32)
+    kernel = self.param(
+      'kernel', layers.xavier_uniform, (self.kernel, self.kernel, in_features, self.features), jnp.float32
+    )
     fan = in_features * self.kernel * self.kernel
     u = self.variable('spectral', 'u', lambda: _random_unit(self.make_rng('params'), self.features))
     v = self.variable('spectral', 'v', lambda: _random_unit(self.make_rng('params'), fan))
@@ -54,5 +55,5 @@ class SpectralConv(nn.Module):
     p = self.padding
     y = convolution.conv2d(x, (kernel / sigma).astype(x.dtype), 1, p)
     if self.use_bias:
-      y = bias.add_bias(y, self.param('bias', layers.bias_init, (self.features,), jnp.float32))
+      y = y + self.param('bias', layers.bias_init, (self.features,), jnp.float32).astype(y.dtype)
     return y

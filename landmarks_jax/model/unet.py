@@ -19,6 +19,7 @@ from landmarks_jax.model import resize
 
 class EncoderBlock(nn.Module):
   """A stride-2 and a stride-1 3x3 convolution, each with instance norm and ReLU."""
+
   features: int
 
   @nn.compact
@@ -29,6 +30,7 @@ class EncoderBlock(nn.Module):
 
 class DecoderBlock(nn.Module):
   """3x3 convolution, bilinear x2 upsampling (align_corners=True), 3x3 convolution."""
+
   features: int
 
   @nn.compact
@@ -47,6 +49,7 @@ class UNet(nn.Module):
     num_upsamples: decoder blocks, each doubling it.
     filters: width of the first convolution; 0 means twice the input channels.
   """
+
   decoder_widths: Sequence[int]
   num_downsamples: int
   num_upsamples: int
@@ -59,8 +62,9 @@ class UNet(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, return_first: bool = False):
     if len(self.decoder_widths) != self.num_upsamples + 1:
-      raise ValueError(f'decoder_widths needs num_upsamples + 1 = {self.num_upsamples + 1} values, '
-                       f'got {tuple(self.decoder_widths)}')
+      raise ValueError(
+        f'decoder_widths needs num_upsamples + 1 = {self.num_upsamples + 1} values, got {tuple(self.decoder_widths)}'
+      )
     filters = self.filters or 2 * x.shape[-1]
     x = layers.ConvNormReLU(filters, 3, padding=1, name='stem_0')(x)
     x = layers.ConvNormReLU(2 * filters, 3, padding=1, name='stem_1')(x)

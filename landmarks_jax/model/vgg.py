@@ -26,12 +26,13 @@ def _max_pool(x: jax.Array) -> jax.Array:
   becomes index arrays as large as the input. The two split tied maxima differently, but the pools follow ReLUs,
   whose gradient is zero where ties occur (at 0)."""
   b, h, w, c = x.shape
-  x = x[:, :h - h % 2, :w - w % 2]
+  x = x[:, : h - h % 2, : w - w % 2]
   return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
 class VGGFeatures(nn.Module):
   """(B, H, W, 3) -> [relu1_2, relu2_2, relu3_2, relu4_2] feature maps (float32, computed in compute_dtype)."""
+
   layout: str = 'vgg16'
   compute_dtype: str = 'float32'
 

@@ -1,0 +1,92 @@
+"""The training state (generator and discriminator variables, both optimizer states, RNG) and optimizers."""
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from landmarks_jax.model import initialization
+from landmarks_jax.model.discriminator import MultiscaleDiscriminator
+from landmarks_jax.model.landmark_model import LandmarkModel
+from landmarks_jax.model.landmark_model import model_from_config
+
+# Adam's defaults in torch.optim.Adam, which the original uses for both networks.
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
+CLIP_NORM = 1.0
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a training run carries from step to step; the optimizers are static fields."""
+
+  step: jax.Array
+  generator: Any  # {'params': ..., 'spectral': ...}
+  discriminator: Any  # {'params': ...}, or {} without use_gan
+  generator_opt_state: optax.OptState
+  discriminator_opt_state: optax.OptState
+  rng: jax.Array
+  generator_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  discriminator_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+
+def generator_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Clip (unless no_grad_clip), then torch-style Adam: weight decay added to the gradient, not decoupled."""
+  parts = [] if config.no_grad_clip else [optax.clip_by_global_norm(CLIP_NORM)]
+  parts += [
+    optax.add_decayed_weights(config.weight_decay),
+    optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS),
+    optax.scale(-config.learning_rate),
+  ]
+  return optax.chain(*parts)
+
+
+def discriminator_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Clip (unless no_grad_clip), then Adam without weight decay, as the original's discriminator."""
+  parts = [] if config.no_grad_clip else [optax.clip_by_global_norm(CLIP_NORM)]
+  parts += [optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS), optax.scale(-config.learning_rate)]
+  return optax.chain(*parts)
+
+
+def build_networks(config: ml_collections.ConfigDict) -> tuple[LandmarkModel, MultiscaleDiscriminator]:
+  return model_from_config(config), MultiscaleDiscriminator(
+    config.ndf, config.n_layers_D, config.num_D, config.get('compute_dtype', 'float32')
+  )
+
+
+def sample_image(config: ml_collections.ConfigDict) -> jax.ShapeDtypeStruct:
+  return jax.ShapeDtypeStruct((1, config.img_size, config.img_size, 3), jnp.float32)
+
+
+def variable_shapes(config: ml_collections.ConfigDict) -> tuple[Any, Any]:
+  """The generator's and the discriminator's variables as shapes only (their init under `jax.eval_shape`): what a
+  checkpoint must fit, found without computing anything."""
+  model, discriminator = build_networks(config)
+  image = sample_image(config)
+  key = jax.random.PRNGKey(0)
+  return (
+    jax.eval_shape(lambda x: model.init(key, x, x), image),
+    jax.eval_shape(lambda x: discriminator.init(key, x), image),
+  )
+
+
+def create_train_state(config: ml_collections.ConfigDict, seed: int | None = None) -> TrainState:
+  """A fresh state: the original's initialisation, drawn from `seed` (default config.seed)."""
+  seed = config.seed if seed is None else seed
+  model, discriminator = build_networks(config)
+  image = sample_image(config)
+  generator = initialization.init_variables(model, seed, image, image)
+  disc = initialization.init_variables(discriminator, seed + 1, image) if config.use_gan else {}
+  g_tx, d_tx = generator_optimizer(config), discriminator_optimizer(config)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    generator=generator,
+    discriminator=disc,
+    generator_opt_state=g_tx.init(generator['params']),
+    discriminator_opt_state=d_tx.init(disc.get('params', {})),
+    rng=jax.random.PRNGKey(seed),
+    generator_tx=g_tx,
+    discriminator_tx=d_tx,
+  )

@@ -1,0 +1,131 @@
+"""One training step for generator and discriminator, as the original's loop body; pmapped over axis 'batch'.
+
+Per step: build input_a / input_b on the device (colour jitter, thin-plate-spline warp), run the model on
+(input_a, input_b) with input_b the temporal frame, the warped frame, or both stacked along the batch; the
+perceptual loss times vgg_lambda and, with use_gan, the generator's adversarial loss against the current
+discriminator; then the discriminator's loss on real targets and on the stopped-gradient reconstruction.
+Gradients, spectral-norm vectors and metrics are averaged over devices. Nothing but the axis name is
+pmap-specific.
+"""
+
+import functools
+import json
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from landmarks_jax.data.augment import pairs
+from landmarks_jax.model import losses
+from landmarks_jax.model.vgg import VGGFeatures
+from landmarks_jax.training import device_layout
+from landmarks_jax.training.train_state import TrainState
+from landmarks_jax.training.train_state import build_networks
+
+AXIS = device_layout.AXIS
+# A metric: 1 when every weight after the update is finite. An overflow can reach the weights before any loss
+# turns non-finite, and such weights must never reach a checkpoint.
+WEIGHTS_FINITE = 'weights_finite'
+
+
+def model_inputs(inputs: dict, config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(input_a, input_b, target) as the original pairs them for use_temporal / use_warped."""
+  a, target = inputs['input_a'], inputs['target']
+  if config.use_temporal and config.use_warped:
+    return (
+      jnp.concatenate([a, a]),
+      jnp.concatenate([inputs['input_b'], inputs['input_temporal']]),
+      jnp.concatenate([target, target]),
+    )
+  if config.use_temporal:
+    return a, inputs['input_temporal'], target
+  return a, inputs['input_b'], target
+
+
+def step_rng(state: TrainState) -> jax.Array:
+  """Randomness of this step on this device."""
+  return jax.random.fold_in(jax.random.fold_in(state.rng, state.step), jax.lax.axis_index(AXIS))
+
+
+def train_step(
+  state: TrainState, batch: dict, vgg_params: Any, *, config: ml_collections.ConfigDict
+) -> tuple[TrainState, dict]:
+  """Updates generator and discriminator once; returns the new state and device-averaged metrics."""
+  model, discriminator = build_networks(config)
+  vgg = VGGFeatures(config.vgg, config.compute_dtype)
+  inputs = pairs.make_training_inputs(step_rng(state), batch, config)
+  input_a, input_b, target = model_inputs(inputs, config)
+  lsgan = not config.no_lsgan
+
+  def generator_loss(params):
+    outputs, updates = model.apply(
+      {'params': params, 'spectral': state.generator['spectral']}, input_a, input_b, train=True, mutable=['spectral']
+    )
+    # The original zeroes the reconstruction where the target is 0 inside its VGG loss, in place, so its
+    # adversarial terms see the zeroed image too.
+    reconstruction = jnp.where(target == 0, 0.0, outputs['reconstruction'])
+    terms = {}
+    if config.use_vgg:
+      features = lambda x: vgg.apply({'params': vgg_params}, x)
+      terms['loss_vgg'] = config.vgg_lambda * losses.perceptual_loss(features, reconstruction, target, config.reduced_w)
+    if config.use_gan:
+      fake_logits = discriminator.apply(state.discriminator, reconstruction)
+      terms['loss_G_GAN'] = losses.gan_loss(fake_logits, real=True, lsgan=lsgan)
+    total = sum(terms.values())
+    return total, (terms, reconstruction, updates['spectral'])
+
+  (loss_g, (terms, reconstruction, spectral)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
+    state.generator['params']
+  )
+  g_grads = jax.lax.pmean(g_grads, AXIS)
+  g_updates, g_opt_state = state.generator_tx.update(g_grads, state.generator_opt_state, state.generator['params'])
+  generator = {
+    'params': optax.apply_updates(state.generator['params'], g_updates),
+    'spectral': jax.lax.pmean(spectral, AXIS),
+  }
+  metrics = dict(terms, loss_G=loss_g, grad_norm_G=optax.tree.norm(g_grads))
+
+  discriminator_vars, d_opt_state = state.discriminator, state.discriminator_opt_state
+  if config.use_gan:
+    fake = jax.lax.stop_gradient(reconstruction)
+
+    def discriminator_loss(params):
+      loss_fake = losses.gan_loss(discriminator.apply({'params': params}, fake), real=False, lsgan=lsgan)
+      loss_real = losses.gan_loss(discriminator.apply({'params': params}, target), real=True, lsgan=lsgan)
+      return 0.5 * (loss_fake + loss_real), (loss_real, loss_fake)
+
+    (loss_d, (loss_real, loss_fake)), d_grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
+      state.discriminator['params']
+    )
+    d_grads = jax.lax.pmean(d_grads, AXIS)
+    d_updates, d_opt_state = state.discriminator_tx.update(d_grads, d_opt_state, state.discriminator['params'])
+    discriminator_vars = {'params': optax.apply_updates(state.discriminator['params'], d_updates)}
+    metrics.update(loss_D=loss_d, loss_D_real=loss_real, loss_D_fake=loss_fake, grad_norm_D=optax.tree.norm(d_grads))
+
+  finite = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves((generator, discriminator_vars))]
+  metrics[WEIGHTS_FINITE] = jnp.all(jnp.stack(finite)).astype(jnp.float32)
+  new_state = state.replace(
+    step=state.step + 1,
+    generator=generator,
+    discriminator=discriminator_vars,
+    generator_opt_state=g_opt_state,
+    discriminator_opt_state=d_opt_state,
+  )
+  return new_state, jax.lax.pmean(metrics, AXIS)
+
+
+def make_p_train_step(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None):
+  """The data-parallel step: (replicated state, sharded batch, replicated VGG params) -> (state, metrics).
+
+  One step function per configuration and device set in a process, so that a second run with the same
+  configuration (a resumed run, a test) reuses its compilation instead of compiling it again.
+  """
+  return _p_train_step(config.to_json_best_effort(sort_keys=True), tuple(devices) if devices else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _p_train_step(config_json: str, devices: tuple[jax.Device, ...] | None):
+  config = ml_collections.ConfigDict(json.loads(config_json))
+  return device_layout.data_parallel(functools.partial(train_step, config=config), donate_argnums=(0,), devices=devices)

@@ -1,0 +1,2 @@
+"""Weights from elsewhere: a trained workdir to start from, the perceptual loss's VGG, and the original's
+checkpoints."""
