@@ -25,7 +25,7 @@ JAX_STACK = [
 # Top-level folders of the checkout that install as subpackages of landmarks_jax.
 SUBPACKAGE_FOLDERS = ('configs', 'data_pipelines', 'evaluation')
 
-# oneDNN for the CPU convolutions (model/onednn_convolution.py); its wheels are built for x86-64 Linux.
+# oneDNN for the CPU convolutions (cpu/onednn_convolution.py); its wheels are built for x86-64 Linux.
 ONEDNN_VERSION = '2023.2.0'
 ON_X86_LINUX = "platform_system == 'Linux' and platform_machine == 'x86_64'"
 

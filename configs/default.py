@@ -85,7 +85,7 @@ def get_config():
   # parameters, optimizer states, spectral-norm vectors, softmax and Gaussian statistics and the losses stay
   # float32. bfloat16 is for GPUs and TPUs, which run it at twice float32's rate or more.
   config.compute_dtype = 'float32'
-  # On a CPU, 'auto' runs the networks' convolutions, resizes and sums by landmarks_jax/cpu/'s kernels; 'xla'
+  # On a CPU, 'auto' runs the networks' convolutions and resizes by landmarks_jax/cpu/'s kernels; 'xla'
   # keeps XLA's own operations, the program GPUs run (other backends always do). Both compute the same things.
   config.cpu_kernels = 'auto'
 

@@ -27,7 +27,7 @@ needs_onednn = pytest.mark.skipif(
 
 
 def xla_conv(stride, padding):
-  return lambda x, w: banded_gradient.xla_conv2d(x, w, stride, padding)  # pylint: disable=protected-access
+  return lambda x, w: banded_gradient.xla_conv2d(x, w, stride, padding)
 
 
 def random_case(shape, kernel, dtype=jnp.float32):

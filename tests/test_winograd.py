@@ -46,7 +46,7 @@ def case(batch, height, width, channels, features, stride=1, padding=1, dtype=jn
 )
 def test_winograd_passes_equal_xla_and_differ_from_direct(shape):
   x, w, grad_y = case(*shape)
-  y, vjp = jax.vjp(lambda x, w: banded_gradient.xla_conv2d(x, w, 1, 1), x, w)  # pylint: disable=protected-access
+  y, vjp = jax.vjp(lambda x, w: banded_gradient.xla_conv2d(x, w, 1, 1), x, w)
   expected = (y, *vjp(grad_y))
   winograd = three_passes(x, w, grad_y, 1, 1, True)
   direct = three_passes(x, w, grad_y, 1, 1, False)
@@ -85,7 +85,7 @@ def test_winograd_under_vmap_with_a_kernel_per_group():
   kernels = jnp.stack([w, -0.5 * w])
   images = jnp.stack([x, x[::-1]])
   got = jax.vmap(lambda x, w: onednn_convolution.conv2d(x, w, 1, 1))(images, kernels)
-  want = jax.vmap(lambda x, w: banded_gradient.xla_conv2d(x, w, 1, 1))(images, kernels)  # pylint: disable=protected-access
+  want = jax.vmap(lambda x, w: banded_gradient.xla_conv2d(x, w, 1, 1))(images, kernels)
   np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE * float(jnp.max(jnp.abs(want))))
 
 

@@ -1,11 +1,11 @@
 """Resizes on CPUs by a custom call that reads, for each output pixel, only the pixels it blends.
 
-`resize.py` writes each resize as two products with dense interpolation matrices, exact and fine on accelerators;
+`model/resize.py` writes each resize as two products with dense interpolation matrices, exact and fine on accelerators;
 XLA:CPU runs them, with the transposes between them, far below memory speed, and they were a large part of the BBC
 Pose training step's own operations (docs/benchmarks.md). The call here (`native/sparse_resize.cc`, compiled at
 install time) keeps only the matrices' nonzero entries; its gradient is the same call with the transposed matrices.
-Where it is not built, for dtypes other than float32 and bfloat16, and off CPUs, `resize.py` keeps its dense
-products.
+Where it is not built, with `cpu_kernels='xla'`, for dtypes other than float32 and bfloat16, and off CPUs,
+`model/resize.py` keeps its dense products.
 """
 
 import functools
