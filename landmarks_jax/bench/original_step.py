@@ -30,8 +30,8 @@ from landmarks_jax.cpu import host_allocator
 # torchvision's VGG19 'features': the output widths of its 3x3 convolutions, 'M' a 2x2 max pool.
 VGG19_LAYOUT = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M')
 PACKAGE = 'landmarks_original_models'
-# The config entries the original's step is built from.
-CONFIG_FIELDS = (
+# The config entries the original's model is built from, and those its step is built from besides.
+ORIGINAL_MODEL_FIELDS = (
   'n_landmarks',
   'n_filters',
   'use_identity_covariance',
@@ -42,6 +42,8 @@ CONFIG_FIELDS = (
   'nsf',
   'naf',
   'ngc',
+)
+CONFIG_FIELDS = ORIGINAL_MODEL_FIELDS + (
   'reduced_w',
   'use_gan',
   'ndf',
@@ -180,21 +182,7 @@ def build_training(
   """
   import torch  # pylint: disable=g-import-not-at-top
 
-  options = {
-    name: config[name]
-    for name in (
-      'n_landmarks',
-      'n_filters',
-      'use_identity_covariance',
-      'fixed_covar',
-      'img_size',
-      'use_fg_bg_mask',
-      'low_res_mask',
-      'nsf',
-      'naf',
-      'ngc',
-    )
-  }
+  options = {name: config[name] for name in ORIGINAL_MODEL_FIELDS}
   losses_module = modules['losses']
   saved_models = getattr(losses_module, 'models', None)
   if vgg_features is not None:  # the loss module's `torchvision.models`, while the loss is built

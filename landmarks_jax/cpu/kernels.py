@@ -43,11 +43,6 @@ def select_for(config) -> None:
   select(config.get('cpu_kernels', 'auto'))
 
 
-def selected() -> str:
-  """The process's choice: 'auto' or 'xla'."""
-  return _mode
-
-
 def enabled() -> bool:
   """Whether what is traced now takes the CPU kernels: 'auto', on a CPU."""
   return _mode == 'auto' and jax.default_backend() == 'cpu'
