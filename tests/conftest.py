@@ -7,8 +7,8 @@ hold at most vm.max_map_count (65530 by default) of them; XLA aborts the process
 compile without XLA:CPU's fusion emitters (about 1,000 mappings per training step instead of 4,800; the step
 runs about 6 % slower) and drop every compiled program after each test module (`release_compiled_programs`).
 The tests' programs are small and run a few steps each, so compiling them is most of the suite's time: XLA's
-CPU backend at optimisation level 0 compiles the tiny training step in 17 s instead of 29 and runs it in 0.2 s
-instead of 0.14. Subprocesses get the same flags through `subprocess_env.with_devices`.
+CPU backend at optimisation level 0 compiles the tiny training step in about half the time and runs it a little
+slower. Subprocesses get the same flags through `subprocess_env.with_devices`.
 
 pytest.ini runs the suite in two worker processes (pytest-xdist, one file per worker at a time; `-n 0` runs it in
 this process). The files that take minutes go first, so that neither worker is left with one at the end.
