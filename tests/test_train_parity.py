@@ -108,7 +108,7 @@ def _adam_first_moment(opt_state):
 
 def _step0_gradients(mu, params, weight_decay, grad_norm, clip):
   """The gradient before clipping, from Adam's first moment after one step: mu = (1 - b1) (clip(g) + wd p)."""
-  scale = min(1.0, train_state.CLIP_NORM / grad_norm) if clip else 1.0
+  scale = min(1.0, train_state.CLIP_NORM / (grad_norm + train_state.TORCH_CLIP_EPS)) if clip else 1.0
   return jax.tree_util.tree_map(lambda m, p: (m / (1 - train_state.ADAM_B1) - weight_decay * p) / scale, mu, params)
 
 

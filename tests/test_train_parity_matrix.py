@@ -43,7 +43,7 @@ FLOAT32_MATRIX = [path for path in MATRIX if any(key.startswith('grad0_float32/'
 # Adam divides every gradient by sqrt(v) + 1e-8, so float64 summation-order differences in step 0's gradients
 # (about 1e-13 of their norm) grow from step to step. Measured with our own step on the 48 px file: inputs moved
 # by 1e-13 of themselves move step 1's generator gradient norm by 1.1e-8 and step 2's by 1.5e-7 (by 1e-15: 2.4e-11
-# and 1e-9); ours against the original's differ by 4.7e-10 and 3.2e-8 there.
+# and 1e-9); ours against the original's differ by 4.8e-11 and 1.4e-8 there.
 METRIC_TOLERANCE, METRIC_GROWTH = 1e-9, 100.0
 # Arrays are stored as float32, and rounding to float32 moves a value by up to 2**-24 of itself; so each element
 # may differ by that much of its own size, plus 1e-9 of the tensor's range (of its largest size where all its

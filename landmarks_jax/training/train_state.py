@@ -16,6 +16,8 @@ from landmarks_jax.model.landmark_model import model_from_config
 # Adam's defaults in torch.optim.Adam, which the original uses for both networks.
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 CLIP_NORM = 1.0
+# torch.nn.utils.clip_grad_norm_ divides by the norm plus this, where optax.clip_by_global_norm divides by the norm.
+TORCH_CLIP_EPS = 1e-6
 
 
 @flax.struct.dataclass
@@ -32,9 +34,27 @@ class TrainState:
   discriminator_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
 
+def clip_scale(grad_norm):
+  """The factor clip_grad_norm_(max_norm=CLIP_NORM) multiplies every gradient by, as torch computes it."""
+  return jnp.minimum(1.0, CLIP_NORM / (grad_norm + TORCH_CLIP_EPS))
+
+
+def clip_like_torch() -> optax.GradientTransformation:
+  """torch's clip_grad_norm_ on all of a network's gradients together, which the original calls before each Adam
+  step. Its 1e-6 matters: after clipping, weight decay is added and Adam divides by sqrt(v) + 1e-8, so a
+  gradient scaled by 1e-6 / norm less moves some elements' updates far more than that."""
+
+  def clip(grads, params=None):
+    del params
+    scale = clip_scale(optax.tree.norm(grads))
+    return jax.tree.map(lambda g: g * scale, grads)
+
+  return optax.stateless(clip)
+
+
 def generator_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Clip (unless no_grad_clip), then torch-style Adam: weight decay added to the gradient, not decoupled."""
-  parts = [] if config.no_grad_clip else [optax.clip_by_global_norm(CLIP_NORM)]
+  parts = [] if config.no_grad_clip else [clip_like_torch()]
   parts += [
     optax.add_decayed_weights(config.weight_decay),
     optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS),
@@ -45,7 +65,7 @@ def generator_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTran
 
 def discriminator_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Clip (unless no_grad_clip), then Adam without weight decay, as the original's discriminator."""
-  parts = [] if config.no_grad_clip else [optax.clip_by_global_norm(CLIP_NORM)]
+  parts = [] if config.no_grad_clip else [clip_like_torch()]
   parts += [optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS), optax.scale(-config.learning_rate)]
   return optax.chain(*parts)
 
