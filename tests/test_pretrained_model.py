@@ -1,5 +1,6 @@
 """The model that ships in pretrained/humanoid_mocap: a workdir that evaluate and predict read as it is."""
 
+import json
 import os
 import shutil
 
@@ -9,6 +10,7 @@ from test_video_folder import write_video  # pylint: disable=g-bad-import-order
 
 from landmarks_jax import evaluate
 from landmarks_jax import predict
+from landmarks_jax.configs import default as default_config
 from landmarks_jax.evaluation import landmark_eval
 from landmarks_jax.training import checkpoints
 
@@ -33,6 +35,15 @@ def test_the_shipped_model_is_the_generator_alone_under_20_mb():
   config = checkpoints.read_config(SHIPPED)
   assert (config.dataset, config.data_dir, config.n_landmarks) == ('humanoid_mocap', '', 16)
   assert os.path.exists(os.path.join(SHIPPED, landmark_eval.EVAL_DIR, landmark_eval.JOINT_MAP_FILE))
+
+
+def test_every_option_of_the_shipped_run_can_be_overridden():
+  """Its config.json predates some options (dataset_seed); evaluate's --config.NAME=VALUE needs each one there."""
+  with open(os.path.join(SHIPPED, checkpoints.CONFIG_FILE)) as file:
+    saved = json.load(file)
+  config = checkpoints.read_config(SHIPPED)
+  assert set(default_config.get_config()) <= set(config)
+  assert config.dataset_seed == saved.get('dataset_seed', 0) == 0
 
 
 def test_the_shipped_model_finds_the_body_on_the_tiny_dataset(shipped, tiny_mocap_data_dir):

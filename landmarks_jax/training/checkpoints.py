@@ -162,7 +162,8 @@ def write_or_check_config(workdir: str, config: ml_collections.ConfigDict, write
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The configuration a workdir's run was trained with."""
+  """The configuration a workdir's run was trained with. An option added after its config.json was written is
+  there with its default (what that run did), so that `--config.NAME=VALUE` can change it."""
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found: is {workdir} a training workdir?')
@@ -171,6 +172,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
       values = json.load(f)
   except ValueError as error:
     raise ConfigMismatch(f"{path} is not valid JSON ({error}); restore it, or pass the run's --config.") from error
+  values = {**plain_config(default_config.get_config()), **values}
   for key, value in values.items():
     if isinstance(value, list):
       values[key] = tuple(value)
