@@ -58,14 +58,15 @@ def test_a_failing_mallopt_is_reported():
 
 
 # Faults while writing a fresh 768 MiB block, after one as large was written and freed, in a process that
-# imported the package and its commands, and then applied a command's process settings or not (argv[1]). Kept,
-# the block is the freed one and its pages are already there.
+# imported the package and its commands (argv[1] 'import'), or that applied a command's process settings
+# (argv[1] 'apply'). Kept, the block is the freed one and its pages are already there.
 FAULTS_ON_REUSE = r"""
 import ctypes, importlib, resource, sys
-for module in ('landmarks_jax', 'landmarks_jax.main', 'landmarks_jax.evaluate', 'landmarks_jax.predict',
-               'landmarks_jax.bench.step_benchmark', 'landmarks_jax.training.train'):
-  importlib.import_module(module)
-if sys.argv[1] == 'apply':
+if sys.argv[1] == 'import':
+  for module in ('landmarks_jax', 'landmarks_jax.main', 'landmarks_jax.evaluate', 'landmarks_jax.predict',
+                 'landmarks_jax.bench.step_benchmark', 'landmarks_jax.training.train'):
+    importlib.import_module(module)
+else:
   from landmarks_jax.cpu import process_settings
   process_settings.apply()
 libc = ctypes.CDLL(None)

@@ -56,10 +56,10 @@ def test_imported_workdir_reproduces_the_original(reference, original_files, tmp
   assert meta['step'] == 0 and meta['imported_from'] == original_files['model']
   assert checkpoints.read_config(workdir).n_landmarks == config.n_landmarks
   with jax.enable_x64(True):  # float64, as in the parity test, so float32 rounding is not what is measured
-    outputs = model_from_config(config).apply(
+    outputs = jax.jit(model_from_config(config).apply)(
       float64(state['generator']), float64(nhwc(reference['input_a'])), float64(nhwc(reference['input_b']))
     )
-    logits = MultiscaleDiscriminator(config.ndf, config.n_layers_D, config.num_D).apply(
+    logits = jax.jit(MultiscaleDiscriminator(config.ndf, config.n_layers_D, config.num_D).apply)(
       float64(state['discriminator']), float64(nhwc(reference['out/reconstruction']))
     )
   assert relative_error(np.transpose(outputs['reconstruction'], (0, 3, 1, 2)), reference['out/reconstruction']) <= 1e-4

@@ -156,7 +156,7 @@ def discriminator_and_variables(weights, image):
 def test_discriminator_and_gan_losses(reference, weights):
   image = float64(nhwc(reference['out/reconstruction']))
   disc, variables = discriminator_and_variables(weights, image)
-  logits = disc.apply(variables, image)
+  logits = jax.jit(disc.apply)(variables, image)
   for scale, value in enumerate(logits):
     assert_close(nchw(value), reference[f'out_discriminator/{scale}/0'], f'discriminator scale {scale}')
   for lsgan in (1, 0):
@@ -174,7 +174,7 @@ def vgg19_and_variables(weights, image):
 def test_vgg_taps(reference, weights):
   image = float64(nhwc(reference['input_a']))
   net, variables = vgg19_and_variables(weights, image)
-  taps = net.apply(variables, image)
+  taps = jax.jit(net.apply)(variables, image)
   for index, value in zip((3, 8, 13, 22), taps):
     assert_close(nchw(value), reference[f'vgg_features_{index}'], f'vgg tap {index}')
 
@@ -184,7 +184,7 @@ def test_perceptual_losses(reference, weights):
   target = float64(nhwc(reference['loss_target']))
   assert np.any(target == 0), 'the reference target should exercise the zero mask'
   net, variables = vgg19_and_variables(weights, target)
-  features = lambda x: net.apply(variables, x)
+  features = jax.jit(lambda x: net.apply(variables, x))
   for reduced in (0, 1):
     ours = losses.perceptual_loss(features, prediction, target, reduced_weights=bool(reduced))
     assert_close(ours, reference[f'loss/vgg_reduced_w_{reduced}'], f'perceptual reduced_w={reduced}')

@@ -64,27 +64,35 @@ def _explained_by_the_logits(heatmaps_32, heatmaps_16):
   return bounds  # for mean x and mean y, (B, K) each
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason=f'no reference file at {REFERENCE}')
-@pytest.mark.parametrize('weight_seed', [None, 1, 2])
-def test_bfloat16_landmarks_stay_as_close_to_float32_as_the_rounding_of_the_networks_explains(weight_seed):
-  """On the reference weights and two other draws of them: each landmark mean within 1.5 times the bound that
-  the part maps' own difference explains (plus 1e-4 for what the first-order bound leaves out)."""
+@pytest.fixture(scope='module')
+def programs():
+  """Per compute dtype: the model, its jitted apply (traced once for every weight draw), its variables' template
+  and its convolutions' operand dtypes, on the reference file's config and inputs."""
   reference = load_reference()
-  config = reference_config(reference)
-  seed = reference['seed'] if weight_seed is None else weight_seed
-  weights = regenerate_weights(reference['state_keys'], reference['state_shapes'], seed)
   a, b = nhwc(reference['input_a']).astype(np.float32), nhwc(reference['input_b']).astype(np.float32)
-  outputs, programs = {}, {}
+  found = {}
   for dtype in ('float32', 'bfloat16'):
+    config = reference_config(reference)
     config.compute_dtype = dtype
     model = model_from_config(config)
-    template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), a, b))
-    variables = weight_mapping.model_variables_from_torch(split_prefix(weights, 'model/'), template)
+    template = jax.eval_shape(lambda model=model: model.init(jax.random.PRNGKey(0), a, b))
     apply = lambda v, model=model: model.apply(v, a, b)
-    outputs[dtype] = jax.jit(apply)(variables)
-    programs[dtype] = _conv_dtypes(apply, variables)
-  assert programs['float32'] and set(programs['float32']) == {'float32'}
-  assert programs['bfloat16'] and set(programs['bfloat16']) == {'bfloat16'}
+    found[dtype] = (jax.jit(apply), template, _conv_dtypes(apply, template))
+  return reference, found
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason=f'no reference file at {REFERENCE}')
+@pytest.mark.parametrize('weight_seed', [None, 1, 2])
+def test_bfloat16_landmarks_stay_as_close_to_float32_as_the_rounding_of_the_networks_explains(programs, weight_seed):
+  """On the reference weights and two other draws of them: each landmark mean within 1.5 times the bound that
+  the part maps' own difference explains (plus 1e-4 for what the first-order bound leaves out)."""
+  reference, compiled = programs
+  seed = reference['seed'] if weight_seed is None else weight_seed
+  weights = split_prefix(regenerate_weights(reference['state_keys'], reference['state_shapes'], seed), 'model/')
+  outputs = {}
+  for dtype, (apply, template, conv_dtypes) in compiled.items():
+    assert conv_dtypes and set(conv_dtypes) == {dtype}
+    outputs[dtype] = apply(weight_mapping.model_variables_from_torch(weights, template))
   bounds = _explained_by_the_logits(outputs['float32']['input_a_heatmaps'], outputs['bfloat16']['input_a_heatmaps'])
   for precise, low, bound in zip(outputs['float32']['vis_centers'], outputs['bfloat16']['vis_centers'], bounds):
     assert low.dtype == jnp.float32
