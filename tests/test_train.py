@@ -202,6 +202,19 @@ def test_the_loop_reads_the_devices_only_at_reports_and_compiles_its_step_once(d
   assert checkpoints.Checkpoints(str(tmp_path / 'run')).all_steps() == [3, 6]
 
 
+def test_runs_that_differ_only_in_loop_settings_share_one_traced_step():
+  config = test_config.get_config()
+  longer = test_config.get_config()
+  longer.update(num_train_steps=99, save_every_steps=7, val_every_steps=-1, eval_at_end=False, data_dir='/elsewhere')
+  assert train_step.make_p_train_step(longer) is train_step.make_p_train_step(config)
+  faster = test_config.get_config()
+  faster.learning_rate = 2 * config.learning_rate
+  assert train_step.make_p_train_step(faster) is not train_step.make_p_train_step(config)
+  # Two fresh states of one configuration have one pytree structure, so the step traced for one runs the other.
+  first, second = (jax.tree_util.tree_structure(train_state.create_train_state(config)) for _ in range(2))
+  assert first == second
+
+
 def test_weights_that_overflow_before_any_loss_stop_training_unsaved(data_dir, tmp_path):
   """With learning rate 1e39 and no clipping, step 1's loss is finite but its update overflows the weights."""
   workdir = str(tmp_path / 'overflow')

@@ -153,8 +153,8 @@ def run_steps(reference, dtype=np.float64, cpu_kernels='xla', num_steps=None):
     state = fresh.replace(
       generator=generator,
       discriminator=discriminator,
-      generator_opt_state=fresh.generator_tx.init(generator['params']),
-      discriminator_opt_state=fresh.discriminator_tx.init(discriminator.get('params', {})),
+      generator_opt_state=train_state.generator_optimizer(config).init(generator['params']),
+      discriminator_opt_state=train_state.discriminator_optimizer(config).init(discriminator.get('params', {})),
     )
     vgg_template = jax.eval_shape(
       lambda x: VGGFeatures('vgg19').init(jax.random.PRNGKey(0), x),

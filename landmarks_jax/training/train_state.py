@@ -22,7 +22,9 @@ TORCH_CLIP_EPS = 1e-6
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything a training run carries from step to step; the optimizers are static fields."""
+  """Everything a training run carries from step to step. The optimizers are not in it: the step builds them from
+  its config (`generator_optimizer`, `discriminator_optimizer`), so that two states of one configuration have
+  equal pytree structures and a step traced for one runs the other without tracing again."""
 
   step: jax.Array
   generator: Any  # {'params': ..., 'spectral': ...}
@@ -30,8 +32,6 @@ class TrainState:
   generator_opt_state: optax.OptState
   discriminator_opt_state: optax.OptState
   rng: jax.Array
-  generator_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
-  discriminator_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
 
 def clip_scale(grad_norm):
@@ -99,14 +99,11 @@ def create_train_state(config: ml_collections.ConfigDict, seed: int | None = Non
   image = sample_image(config)
   generator = initialization.init_variables(model, seed, image, image)
   disc = initialization.init_variables(discriminator, seed + 1, image) if config.use_gan else {}
-  g_tx, d_tx = generator_optimizer(config), discriminator_optimizer(config)
   return TrainState(
     step=jnp.zeros((), jnp.int32),
     generator=generator,
     discriminator=disc,
-    generator_opt_state=g_tx.init(generator['params']),
-    discriminator_opt_state=d_tx.init(disc.get('params', {})),
+    generator_opt_state=generator_optimizer(config).init(generator['params']),
+    discriminator_opt_state=discriminator_optimizer(config).init(disc.get('params', {})),
     rng=jax.random.PRNGKey(seed),
-    generator_tx=g_tx,
-    discriminator_tx=d_tx,
   )

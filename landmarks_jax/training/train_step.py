@@ -22,6 +22,7 @@ from landmarks_jax.data.augment import pairs
 from landmarks_jax.model import losses
 from landmarks_jax.model.vgg import VGGFeatures
 from landmarks_jax.training import device_layout
+from landmarks_jax.training import train_state
 from landmarks_jax.training.train_state import TrainState
 from landmarks_jax.training.train_state import build_networks
 
@@ -81,7 +82,7 @@ def train_step(
     state.generator['params']
   )
   g_params, g_opt_state, g_norm, g_finite = descend(
-    state.generator_tx, g_grads, state.generator_opt_state, state.generator['params']
+    train_state.generator_optimizer(config), g_grads, state.generator_opt_state, state.generator['params']
   )
   generator = {'params': g_params, 'spectral': jax.lax.pmean(spectral, AXIS)}
   metrics = dict(terms, loss_G=loss_g, grad_norm_G=g_norm)
@@ -100,7 +101,7 @@ def train_step(
       state.discriminator['params']
     )
     d_params, d_opt_state, d_norm, d_finite = descend(
-      state.discriminator_tx, d_grads, d_opt_state, state.discriminator['params']
+      train_state.discriminator_optimizer(config), d_grads, d_opt_state, state.discriminator['params']
     )
     discriminator_vars = {'params': d_params}
     metrics.update(loss_D=loss_d, loss_D_real=loss_real, loss_D_fake=loss_fake, grad_norm_D=d_norm)
@@ -138,16 +139,42 @@ def descend(tx: optax.GradientTransformation, grads, opt_state, params):
   return unravel(new_params), new_state, jnp.linalg.norm(flat_grads), jnp.all(jnp.isfinite(new_params))
 
 
+# Settings of the loop around the step: how long it runs, how often it saves, logs, draws and validates, and
+# where its batches come from. The step's config lacks them (a read would raise), so that runs differing only in
+# them share one step function and its compilation.
+LOOP_SETTINGS = frozenset(
+  {
+    'num_train_steps',
+    'epochs',
+    'time_limit_minutes',
+    'save_every_steps',
+    'max_to_keep',
+    'log_every_steps',
+    'log_images_every_steps',
+    'val_every_steps',
+    'num_val_images',
+    'eval_every_steps',
+    'eval_at_end',
+    'num_workers',
+    'prefetch_batches',
+    'data_dir',
+    'dataset_seed',
+  }
+)
+
+
 def make_p_train_step(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None):
   """The data-parallel step: (replicated state, sharded batch, replicated VGG params) -> (state, metrics).
 
-  One step function per configuration and device set in a process, so that a second run with the same
-  configuration (a resumed run, a test) reuses its compilation instead of compiling it again.
+  One step function per step configuration (the config less LOOP_SETTINGS) and device set in a process, so that
+  another run in it (a resumed run, a test) reuses its trace and compilation.
   """
-  return _p_train_step(config.to_json_best_effort(sort_keys=True), tuple(devices) if devices else None)
+  settings = json.loads(config.to_json_best_effort(sort_keys=True))
+  step_settings = {name: value for name, value in settings.items() if name not in LOOP_SETTINGS}
+  return _p_train_step(json.dumps(step_settings, sort_keys=True), tuple(devices) if devices else None)
 
 
 @functools.lru_cache(maxsize=8)
-def _p_train_step(config_json: str, devices: tuple[jax.Device, ...] | None):
-  config = ml_collections.ConfigDict(json.loads(config_json))
+def _p_train_step(step_settings: str, devices: tuple[jax.Device, ...] | None):
+  config = ml_collections.ConfigDict(json.loads(step_settings))
   return device_layout.data_parallel(functools.partial(train_step, config=config), donate_argnums=(0,), devices=devices)
