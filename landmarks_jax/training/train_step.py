@@ -21,6 +21,7 @@ import optax
 from landmarks_jax.data.augment import pairs
 from landmarks_jax.model import losses
 from landmarks_jax.model.vgg import VGGFeatures
+from landmarks_jax.training import checkpoints
 from landmarks_jax.training import device_layout
 from landmarks_jax.training import train_state
 from landmarks_jax.training.train_state import TrainState
@@ -139,28 +140,10 @@ def descend(tx: optax.GradientTransformation, grads, opt_state, params):
   return unravel(new_params), new_state, jnp.linalg.norm(flat_grads), jnp.all(jnp.isfinite(new_params))
 
 
-# Settings of the loop around the step: how long it runs, how often it saves, logs, draws and validates, and
-# where its batches come from. The step's config lacks them (a read would raise), so that runs differing only in
-# them share one step function and its compilation.
-LOOP_SETTINGS = frozenset(
-  {
-    'num_train_steps',
-    'epochs',
-    'time_limit_minutes',
-    'save_every_steps',
-    'max_to_keep',
-    'log_every_steps',
-    'log_images_every_steps',
-    'val_every_steps',
-    'num_val_images',
-    'eval_every_steps',
-    'eval_at_end',
-    'num_workers',
-    'prefetch_batches',
-    'data_dir',
-    'dataset_seed',
-  }
-)
+# What the step never reads: the options a resumed run may change (how long it runs, how often it saves, logs and
+# validates, where its files and batches are, the machines) but the dtype it computes in, and the dataset's seed.
+# The step's config lacks them (a read would raise), so that runs differing only in them share one step function.
+LOOP_SETTINGS = (checkpoints.RESUMABLE_OPTIONS - {'compute_dtype'}) | {'dataset_seed'}
 
 
 def make_p_train_step(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None):
