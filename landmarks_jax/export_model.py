@@ -20,6 +20,7 @@ from absl import flags
 from landmarks_jax import user_errors
 from landmarks_jax.evaluation import landmark_eval
 from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
 from landmarks_jax.training import logs
 
 FLAGS = flags.FLAGS
@@ -54,7 +55,7 @@ def export(workdir: str, output: str, step: int | None = None) -> int:
     store.save(
       step,
       {'generator': variables},
-      {'exported_from': os.path.abspath(workdir), checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)},
+      {'exported_from': os.path.abspath(workdir), checkpoints.OPTIONS_KEY: config_checks.plain_config(config)},
     )
   finally:
     store.close()

@@ -61,7 +61,7 @@ def import_checkpoint(
       'imported_from': os.path.abspath(checkpoint),
       'discriminator_from': os.path.abspath(discriminator) if discriminator else None,
       'input_position': 0,
-      checkpoints.OPTIONS_KEY: checkpoints.plain_config(config),
+      checkpoints.OPTIONS_KEY: config_checks.plain_config(config),
     },
   )
   ckpts.close()

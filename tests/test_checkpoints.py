@@ -9,6 +9,7 @@ import pytest
 
 from landmarks_jax.configs import test as test_config
 from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
 from landmarks_jax.training import train_state
 from landmarks_jax.weights import pretrained
 from landmarks_jax.weights.original_checkpoints import weight_mapping
@@ -22,7 +23,7 @@ def saved(tmp_path_factory):
   store = checkpoints.Checkpoints(workdir)
   state = train_state.create_train_state(config)
   for step in (1, 2):
-    store.save(step, state, {checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)})
+    store.save(step, state, {checkpoints.OPTIONS_KEY: config_checks.plain_config(config)})
   store.close()
   return workdir
 

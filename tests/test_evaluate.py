@@ -19,6 +19,7 @@ from landmarks_jax.evaluation import boxes as boxes_lib
 from landmarks_jax.evaluation import landmark_eval
 from landmarks_jax.evaluation import mocap_metrics
 from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
 from landmarks_jax.training import device_layout
 from landmarks_jax.training import train_state
 
@@ -31,7 +32,7 @@ SPLITS = ('train', 'validation', 'test')
 def _save_untrained_run(workdir, config, step=SAVED_STEP):
   """An untrained state saved as training saves it (with its options), and the run's config.json."""
   checkpoints.Checkpoints(workdir).save(
-    step, train_state.create_train_state(config), meta={checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)}
+    step, train_state.create_train_state(config), meta={checkpoints.OPTIONS_KEY: config_checks.plain_config(config)}
   )
   checkpoints.write_or_check_config(workdir, config)
 

@@ -10,6 +10,7 @@ from landmarks_jax import evaluate
 from landmarks_jax import export_model
 from landmarks_jax.configs import test as test_config
 from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
 from landmarks_jax.training import train_state
 from landmarks_jax.weights import pretrained
 
@@ -23,7 +24,7 @@ def test_an_export_holds_only_the_generator_and_evaluates_and_initialises_as_the
   config.data_dir = tiny_mocap_data_dir
   run = os.fspath(tmp_path / 'run')
   state = train_state.create_train_state(config)
-  checkpoints.Checkpoints(run).save(7, state, meta={checkpoints.OPTIONS_KEY: checkpoints.plain_config(config)})
+  checkpoints.Checkpoints(run).save(7, state, meta={checkpoints.OPTIONS_KEY: config_checks.plain_config(config)})
   checkpoints.write_config(run, config)
   out = os.fspath(tmp_path / 'shared')
   assert export_model.export(run, out) == 7

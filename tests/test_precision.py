@@ -66,8 +66,8 @@ def _explained_by_the_logits(heatmaps_32, heatmaps_16):
 
 @pytest.fixture(scope='module')
 def programs():
-  """Per compute dtype: the model, its jitted apply (traced once for every weight draw), its variables' template
-  and its convolutions' operand dtypes, on the reference file's config and inputs."""
+  """Per compute dtype: the model's jitted apply (traced once for every weight draw), its variables' template and
+  its convolutions' operand dtypes, on the reference file's config and inputs."""
   reference = load_reference()
   a, b = nhwc(reference['input_a']).astype(np.float32), nhwc(reference['input_b']).astype(np.float32)
   found = {}

@@ -28,6 +28,7 @@ import orbax.checkpoint as ocp
 from landmarks_jax import user_errors
 from landmarks_jax.configs import default as default_config
 from landmarks_jax.data import files
+from landmarks_jax.training import config_checks
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
@@ -36,43 +37,6 @@ UNREADABLE_DIR = 'unreadable_checkpoints'
 # The key of a checkpoint's JSON record that holds the options it was trained with.
 OPTIONS_KEY = 'config'
 _JSON_FILES = ('_CHECKPOINT_METADATA', 'meta/metadata', 'state/_METADATA')
-
-# Options a resumed run may change: length, logging, machine and file locations.
-RESUMABLE_OPTIONS = frozenset(
-  {
-    'epochs',
-    'num_train_steps',
-    'time_limit_minutes',
-    'save_every_steps',
-    'max_to_keep',
-    'log_every_steps',
-    'log_images_every_steps',
-    'val_every_steps',
-    'val_freq',
-    'save_freq',
-    'num_val_images',
-    'eval_every_steps',
-    'eval_at_end',
-    'num_workers',
-    'prefetch_batches',
-    'reduced_decode',
-    'compute_dtype',
-    'coordinator_address',
-    'num_processes',
-    'process_id',
-    'local_rank',
-    'use_DDP',
-    'data_dir',
-    'dataset_path',
-    'save_path',
-    'torch_home',
-    'vgg19_path',
-    'resume_ckpt',
-    'resume_ckpt_D',
-    'resume_ckpt_opt_G',
-    'resume_ckpt_opt_D',
-  }
-)
 
 
 class ConfigMismatch(user_errors.UserError, ValueError):
@@ -103,17 +67,12 @@ class NonFiniteState(FloatingPointError):
   """A state holding NaN or infinite arrays was about to be saved."""
 
 
-def plain_config(config: ml_collections.ConfigDict) -> dict:
-  """The configuration as JSON values (tuples as lists), as config.json and each checkpoint record it."""
-  return json.loads(config.to_json_best_effort(sort_keys=True))
-
-
 def option_differences(
   previous: Mapping[str, Any], current: Mapping[str, Any], names: Collection[str] | None = None, saved_as: str = 'saved'
 ) -> list[str]:
   """One line per option that differs: `names`, or every option but the resumable ones."""
   if names is None:
-    names = {k for k in set(previous) | set(current) if k not in RESUMABLE_OPTIONS}
+    names = {k for k in set(previous) | set(current) if k not in config_checks.RESUMABLE_OPTIONS}
   # An option added after the record was written counts as its default there (what that run did).
   defaults = default_config.get_config()
   previous = {k: previous.get(k, defaults.get(k)) for k in names}
@@ -137,7 +96,7 @@ def check_config(workdir: str, config: ml_collections.ConfigDict) -> None:
       f'{path} is unreadable ({error}); restore it, or move it away to resume with the '
       "options this run's checkpoint records."
     ) from error
-  lines = option_differences(previous, plain_config(config), saved_as='workdir has')
+  lines = option_differences(previous, config_checks.plain_config(config), saved_as='workdir has')
   if lines:
     raise ConfigMismatch(
       f'{workdir} already holds a run with a different configuration:\n'
@@ -150,7 +109,7 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Writes the workdir's config.json whole."""
   os.makedirs(workdir, exist_ok=True)
   files.write_text_atomically(
-    os.path.join(workdir, CONFIG_FILE), json.dumps(plain_config(config), indent=2, sort_keys=True)
+    os.path.join(workdir, CONFIG_FILE), json.dumps(config_checks.plain_config(config), indent=2, sort_keys=True)
   )
 
 
@@ -172,7 +131,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
       values = json.load(f)
   except ValueError as error:
     raise ConfigMismatch(f"{path} is not valid JSON ({error}); restore it, or pass the run's --config.") from error
-  values = {**plain_config(default_config.get_config()), **values}
+  values = {**config_checks.plain_config(default_config.get_config()), **values}
   for key, value in values.items():
     if isinstance(value, list):
       values[key] = tuple(value)
@@ -399,7 +358,7 @@ class Checkpoints:
     saved = self.meta(step).get(OPTIONS_KEY)
     if saved is None:
       return
-    lines = option_differences(saved, plain_config(config), names, saved_as='checkpoint has')
+    lines = option_differences(saved, config_checks.plain_config(config), names, saved_as='checkpoint has')
     if lines:
       raise CheckpointMismatch(
         f'Checkpoint {step} in {self.directory} was trained with other options:\n' + '\n'.join(lines) + '\n' + fix

@@ -1,4 +1,7 @@
-"""Checks a configuration before anything is built, with messages that say how to fix each value."""
+"""The options' vocabulary (the values each may take, which a resumed run may change, their JSON form) and the
+checks of a configuration before anything is built, with messages that say how to fix each value."""
+
+import json
 
 import ml_collections
 
@@ -10,6 +13,48 @@ VGG_LAYOUTS = ('vgg16', 'vgg19')
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 CPU_KERNELS = ('auto', 'xla')
 MODELS = ('PartFactorizedModel',)  # config.model: the original's one model class
+
+# Options a resumed run may change: length, logging, machine and file locations.
+RESUMABLE_OPTIONS = frozenset(
+  {
+    'epochs',
+    'num_train_steps',
+    'time_limit_minutes',
+    'save_every_steps',
+    'max_to_keep',
+    'log_every_steps',
+    'log_images_every_steps',
+    'val_every_steps',
+    'val_freq',
+    'save_freq',
+    'num_val_images',
+    'eval_every_steps',
+    'eval_at_end',
+    'num_workers',
+    'prefetch_batches',
+    'reduced_decode',
+    'compute_dtype',
+    'coordinator_address',
+    'num_processes',
+    'process_id',
+    'local_rank',
+    'use_DDP',
+    'data_dir',
+    'dataset_path',
+    'save_path',
+    'torch_home',
+    'vgg19_path',
+    'resume_ckpt',
+    'resume_ckpt_D',
+    'resume_ckpt_opt_G',
+    'resume_ckpt_opt_D',
+  }
+)
+
+
+def plain_config(config: ml_collections.ConfigDict) -> dict:
+  """The configuration as JSON values (tuples as lists), as config.json and each checkpoint record it."""
+  return json.loads(config.to_json_best_effort(sort_keys=True))
 
 
 class ConfigError(user_errors.UserError, ValueError):

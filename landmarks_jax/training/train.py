@@ -233,7 +233,7 @@ class Trainer:
       {
         'global_batch': self.global_batch,
         'input_position': step,
-        checkpoints.OPTIONS_KEY: checkpoints.plain_config(self.options),
+        checkpoints.OPTIONS_KEY: config_checks.plain_config(self.options),
       },
     )
     self.last_saved = step

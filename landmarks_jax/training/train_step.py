@@ -21,7 +21,7 @@ import optax
 from landmarks_jax.data.augment import pairs
 from landmarks_jax.model import losses
 from landmarks_jax.model.vgg import VGGFeatures
-from landmarks_jax.training import checkpoints
+from landmarks_jax.training import config_checks
 from landmarks_jax.training import device_layout
 from landmarks_jax.training import train_state
 from landmarks_jax.training.train_state import TrainState
@@ -143,7 +143,7 @@ def descend(tx: optax.GradientTransformation, grads, opt_state, params):
 # What the step never reads: the options a resumed run may change (how long it runs, how often it saves, logs and
 # validates, where its files and batches are, the machines) but the dtype it computes in, and the dataset's seed.
 # The step's config lacks them (a read would raise), so that runs differing only in them share one step function.
-LOOP_SETTINGS = (checkpoints.RESUMABLE_OPTIONS - {'compute_dtype'}) | {'dataset_seed'}
+LOOP_SETTINGS = (config_checks.RESUMABLE_OPTIONS - {'compute_dtype'}) | {'dataset_seed'}
 
 
 def make_p_train_step(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None):
@@ -152,7 +152,7 @@ def make_p_train_step(config: ml_collections.ConfigDict, devices: Sequence[jax.D
   One step function per step configuration (the config less LOOP_SETTINGS) and device set in a process, so that
   another run in it (a resumed run, a test) reuses its trace and compilation.
   """
-  settings = json.loads(config.to_json_best_effort(sort_keys=True))
+  settings = config_checks.plain_config(config)
   step_settings = {name: value for name, value in settings.items() if name not in LOOP_SETTINGS}
   return _p_train_step(json.dumps(step_settings, sort_keys=True), tuple(devices) if devices else None)
 
